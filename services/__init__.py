@@ -1,0 +1,1 @@
+"""Triage: comment moderation for health publishers."""

@@ -1,0 +1,50 @@
+"""The HTTP API: `create_app(settings)` wires the domain, the queue client and the blueprints."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from flask import Flask, g, request
+
+from ..config import Settings
+from ..db import Database
+from ..events import RedisPublisher
+from ..comments.service import CommentService
+from ..logs import setup_logging
+from . import ops, problems, public
+from .queue import TaskSender
+
+
+def create_app(settings: Settings | None = None, *, service: CommentService | None = None) -> Flask:
+    """Build the Flask app; tests pass their own settings (and may pass a service)."""
+    settings = settings or Settings.from_env()
+    setup_logging(settings.log_level)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["triage.settings"] = settings
+    if service is None:
+        db = Database(settings.database_url)
+        sender = TaskSender(settings)
+        service = CommentService(db, dispatch=sender.moderate, publisher=RedisPublisher(settings.redis_url))
+        app.extensions["triage.sender"] = sender
+    app.extensions["triage.service"] = service
+
+    @app.before_request
+    def _request_id() -> None:
+        # A request id follows the comment into the worker's log lines.
+        rid = request.headers.get("X-Request-ID", "")[:64] or uuid.uuid4().hex
+        g.request_id = rid
+
+    @app.after_request
+    def _headers(resp):  # type: ignore[no-untyped-def]
+        resp.headers["X-Request-ID"] = g.get("request_id", "")
+        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return resp
+
+    problems.register(app)
+    app.register_blueprint(public.bp)
+    app.register_blueprint(ops.bp)
+    logging.getLogger("triage.api").debug("app created")
+    return app

@@ -1,0 +1,87 @@
+"""Routes for commenters and site widgets. Thin: validate, call one service function, shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, current_app, g, jsonify, request
+from pydantic import ValidationError
+
+from ..comments.errors import Invalid
+from ..comments.models import Status
+from ..comments.service import CommentService, NewComment, _iso
+from .problems import problem, validation_errors
+from .schemas import CommentIn, ListQuery
+
+bp = Blueprint("public", __name__)
+
+
+def service() -> CommentService:
+    return current_app.extensions["triage.service"]  # type: ignore[no-any-return]
+
+
+def json_body() -> Any:
+    """The request's JSON, or the right problem: 415 for another type, 400 for broken JSON."""
+    if not request.mimetype or request.mimetype != "application/json":
+        raise _Problem(415, "Unsupported media type", "Send the body as application/json.")
+    data = request.get_json(silent=True)
+    if data is None:
+        raise _Problem(400, "Malformed JSON", "The body is not valid JSON.")
+    return data
+
+
+class _Problem(Exception):
+    def __init__(self, status: int, title: str, detail: str) -> None:
+        self.status, self.title, self.detail = status, title, detail
+
+
+@bp.errorhandler(_Problem)
+def _problem(exc: _Problem) -> Response:
+    slug = exc.title.lower().replace(" ", "-")
+    return problem(exc.status, exc.title, exc.detail, slug)
+
+
+@bp.post("/v1/articles/<slug>/comments")
+def post_comment(slug: str) -> tuple[Response, int, dict[str, str]]:
+    payload = json_body()
+    if not isinstance(payload, dict):
+        raise Invalid("The body must be a JSON object.",
+                      errors=[{"field": "body", "message": "expected an object"}])
+    try:
+        data = CommentIn.model_validate(payload)
+    except ValidationError as exc:
+        raise Invalid("The comment did not pass validation.", errors=validation_errors(exc)) from exc
+    comment = service().submit(
+        slug,
+        NewComment(author=data.author, body=data.body, email=data.email, parent_id=data.parent_id),
+        request_id=g.get("request_id"),
+    )
+    location = f"/v1/comments/{comment.id}"
+    body = {"id": comment.id, "status": "pending", "links": {"self": location}}
+    return jsonify(body), 202, {"Location": location}
+
+
+@bp.get("/v1/comments/<comment_id>")
+def get_comment(comment_id: str) -> Response:
+    comment, slug, _last = service().get(comment_id)
+    body: dict[str, Any] = {
+        "id": comment.id,
+        "article": slug,
+        "status": comment.status,
+        "created_at": _iso(comment.created_at),
+        "decided_at": _iso(comment.decided_at),
+    }
+    if comment.status == Status.HELD and "self_harm" in (comment.categories or []):
+        settings = current_app.extensions["triage.settings"]
+        body["support"] = {"message": settings.support_message, "resources": settings.support_links()}
+    return jsonify(body)
+
+
+@bp.get("/v1/articles/<slug>/comments")
+def list_comments(slug: str) -> Response:
+    try:
+        q = ListQuery.model_validate(request.args.to_dict())
+    except ValidationError as exc:
+        raise Invalid("The query did not pass validation.", errors=validation_errors(exc)) from exc
+    items, next_cursor = service().approved(slug, q.limit, q.cursor)
+    return jsonify({"items": items, "next_cursor": next_cursor})

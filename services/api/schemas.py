@@ -1,0 +1,100 @@
+"""Request validation and response shapes (pydantic); the OpenAPI document is built from them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+Trimmed = StringConstraints(strip_whitespace=True)
+
+
+class CommentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    author: Annotated[str, Trimmed, Field(min_length=1, max_length=80)]
+    body: Annotated[str, Trimmed, Field(min_length=1, max_length=5000)]
+    email: Annotated[str, Trimmed, Field(max_length=320)] | None = None
+    parent_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+
+    @field_validator("email")
+    @classmethod
+    def _email_shape(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        # Loose on purpose: we only need it to reach the commenter, not to prove RFC 5322.
+        local, _, domain = value.partition("@")
+        if not local or "." not in domain or " " in value:
+            raise ValueError("not an email address")
+        return value
+
+
+class Links(BaseModel):
+    self: str
+
+
+class Accepted(BaseModel):
+    id: str
+    status: Literal["pending"]
+    links: Links
+
+
+class SupportResource(BaseModel):
+    label: str
+    url: str
+
+
+class Support(BaseModel):
+    message: str
+    resources: list[SupportResource]
+
+
+class CommentStatus(BaseModel):
+    id: str
+    article: str
+    status: Literal["pending", "approved", "held", "rejected"]
+    created_at: str
+    decided_at: str | None
+    support: Support | None = None
+
+
+class PublicComment(BaseModel):
+    id: str
+    author: str
+    body: str
+    created_at: str
+    parent_id: str | None
+
+
+class CommentPage(BaseModel):
+    items: list[PublicComment]
+    next_cursor: str | None
+
+
+class ListQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    limit: int = Field(default=50, ge=1, le=100)
+    cursor: Annotated[str, Field(max_length=512)] | None = None
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class Problem(BaseModel):
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[FieldError] | None = None
+
+
+class Health(BaseModel):
+    status: str
+    checks: dict[str, str] | None = None
+
+
+__all__ = ["CommentIn", "Accepted", "CommentStatus", "CommentPage", "ListQuery", "Problem"]

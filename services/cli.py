@@ -1,0 +1,208 @@
+"""The `triage` command: the building blocks `make run`, docker-compose and operators use."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+import click
+
+from .config import Settings
+
+DEMO_TITLE = "Ketamine a new hope for people suffering from depression?"
+
+
+def _settings() -> Settings:
+    return Settings.from_env()
+
+
+def _service(settings: Settings) -> Any:
+    from .comments.service import CommentService
+    from .db import Database
+
+    return CommentService(Database(settings.database_url))
+
+
+@click.group()
+def cli() -> None:
+    """Triage: comment moderation for health publishers."""
+
+
+@cli.command()
+def migrate() -> None:
+    """Apply database migrations to DATABASE_URL."""
+    from .migrate import upgrade
+
+    settings = _settings()
+    upgrade(settings.database_url)
+    click.echo("database is at the newest migration", err=True)
+
+
+@cli.command()
+def seed() -> None:
+    """Register the demo article (idempotent)."""
+    settings = _settings()
+    _service(settings).add_article(settings.demo_article_slug, DEMO_TITLE)
+    click.echo(f"demo article: {settings.demo_article_slug}", err=True)
+
+
+@cli.group()
+def articles() -> None:
+    """Register and list articles."""
+
+
+@articles.command("add")
+@click.argument("slug")
+@click.option("--title", required=True, help="The article's title.")
+def articles_add(slug: str, title: str) -> None:
+    """Register an article so it takes comments."""
+    art = _service(_settings()).add_article(slug, title)
+    click.echo(f"{art.slug}\t{art.title}")
+
+
+@articles.command("list")
+def articles_list() -> None:
+    """List registered articles."""
+    for art in _service(_settings()).list_articles():
+        click.echo(f"{art.slug}\t{art.title}")
+
+
+@cli.command()
+def api() -> None:
+    """Serve the HTTP API with gunicorn (PORT, HOST, WEB_CONCURRENCY)."""
+    from .server import serve
+
+    serve(_settings())
+
+
+@cli.command()
+@click.option("--concurrency", "-c", type=int, default=None, help="Worker processes.")
+def worker(concurrency: int | None) -> None:
+    """Run a Celery worker on the moderation queue."""
+    from workers.celery_app import make_celery
+
+    settings = _settings()
+    app = make_celery(settings)
+    app.worker_main([
+        "worker", "-Q", settings.queue_name, "--loglevel", settings.log_level,
+        "-c", str(concurrency or settings.worker_concurrency), "--without-gossip",
+        "--without-mingle", "-n", "triage@%h-%i",
+    ])
+
+
+@cli.command()
+def beat() -> None:
+    """Run Celery beat (the sweeper that re-sends pending comments)."""
+    from workers.celery_app import make_celery
+
+    settings = _settings()
+    var = Path("var")
+    var.mkdir(exist_ok=True)
+    app = make_celery(settings)
+    app.start(["beat", "--loglevel", settings.log_level,
+               "--schedule", str(var / "celerybeat-schedule")])
+
+
+@cli.command()
+def run() -> None:
+    """Start everything for development: Redis if needed, migrations, API, worker, beat."""
+    from .devstack import main as devstack_main
+
+    sys.exit(devstack_main(_settings()))
+
+
+def _read_jsonl(stream: TextIO) -> list[dict[str, Any]]:
+    out = []
+    for n, line in enumerate(stream, 1):
+        if line.strip():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise click.ClickException(f"line {n}: not JSON ({exc.msg})") from exc
+    return out
+
+
+@cli.command()
+@click.option("--input", "input_", type=click.File("r", encoding="utf-8"), default="-",
+              help="JSONL with id, body, optional author (default: stdin).")
+@click.option("--output", type=click.File("w", encoding="utf-8"), default="-")
+def classify(input_: TextIO, output: TextIO) -> None:
+    """Classify JSONL comments with the same engine the workers use."""
+    from workers.evaluation import classify_stream
+    from workers.runtime import build_engine
+
+    settings = _settings()
+    service = _stored_models_service(settings)
+    engine = build_engine(settings, service)
+    classify_stream(engine, input_, output)
+
+
+def _stored_models_service(settings: Settings) -> Any:
+    """The service if DATABASE_URL holds Triage's tables, else None (classify needs no server)."""
+    from sqlalchemy import inspect
+
+    from .migrate import upgrade
+
+    upgrade(settings.database_url)
+    svc = _service(settings)
+    return svc if inspect(svc.db.engine).has_table("learned_models") else None
+
+
+@cli.command()
+@click.option("--input", "input_", type=click.File("r", encoding="utf-8"), required=True,
+              help="JSONL with body, optional author, and label (ok or a category).")
+def train(input_: TextIO) -> None:
+    """Record labelled examples and rebuild the learned model stored in the database."""
+    from workers import model as model_mod
+    from workers.runtime import MODEL_NAME
+
+    settings = _settings()
+    rows = _read_jsonl(input_)
+    labels = {"ok", "spam", "profanity", "unsafe_medical", "self_harm", "harassment"}
+    bad = [i for i, r in enumerate(rows, 1) if r.get("label") not in labels or not r.get("body")]
+    if bad:
+        raise click.ClickException(f"rows without body or a known label: {bad[:10]}")
+    svc = _stored_models_service(settings)
+    n = svc.add_training_examples(
+        ((r["body"], r.get("author"), r["label"]) for r in rows), source="train")
+    stored = svc.training_examples()
+    examples = [model_mod.Example(body=b, author=a, label=lbl) for b, a, lbl in stored]
+    click.echo(f"recorded {n} examples; training on {len(stored)} stored examples…", err=True)
+    blob = model_mod.train(examples)
+    mid = svc.save_model(MODEL_NAME, blob, len(examples))
+    click.echo(f"model {MODEL_NAME}#{mid} stored ({len(blob)} bytes, {len(examples)} examples)",
+               err=True)
+
+
+@cli.command("eval")
+@click.option("--input", "input_", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Labelled JSONL (default: the dev set).")
+@click.option("--youtube", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Folder of the YouTube Spam Collection CSV files.")
+@click.option("--write-readme", is_flag=True, help="Write the quality table into README.md.")
+def eval_(input_: str | None, youtube: str | None, write_readme: bool) -> None:
+    """Measure the engine: per-label outcomes, the policy's metrics, speed, YouTube MCC."""
+    from workers import evaluation
+
+    text = evaluation.main(dev_path=input_, youtube_dir=youtube, progress=sys.stderr)
+    click.echo(text)
+    if write_readme:
+        from .readme import replace_section
+
+        replace_section("quality", text)
+
+
+@cli.command()
+def docs() -> None:
+    """Regenerate the README's settings table from the settings definition."""
+    from .config import settings_table
+    from .readme import replace_section
+
+    replace_section("settings", settings_table())
+    click.echo("README settings table updated", err=True)
+
+
+def main() -> None:
+    cli(prog_name="triage")

@@ -1,0 +1,1 @@
+"""The comments domain: articles, comments, decisions. Knows nothing of Flask or Celery."""

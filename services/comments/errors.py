@@ -1,0 +1,30 @@
+"""Domain errors; the API maps each to one HTTP status in one place."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base of every error the domain raises on purpose."""
+
+    title = "Error"
+
+    def __init__(self, detail: str, *, errors: list[dict[str, str]] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors or []
+
+
+class NotFound(DomainError):
+    title = "Not found"
+
+
+class Invalid(DomainError):
+    title = "Invalid input"
+
+
+class Conflict(DomainError):
+    title = "Conflict"
+
+
+class Unavailable(DomainError):
+    title = "Service unavailable"

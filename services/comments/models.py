@@ -1,0 +1,132 @@
+"""Tables. Decisions are the append-only history of every state change of a comment."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def new_id() -> str:
+    """Random, unguessable id (UUID4 as 32 hex characters)."""
+    return uuid.uuid4().hex
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Status:
+    PENDING = "pending"
+    APPROVED = "approved"
+    HELD = "held"
+    REJECTED = "rejected"
+    ALL = (PENDING, APPROVED, HELD, REJECTED)
+
+
+ACTION_TO_STATUS = {"publish": Status.APPROVED, "hold": Status.HELD, "block": Status.REJECTED}
+
+
+class Article(Base):
+    __tablename__ = "articles"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    slug: Mapped[str] = mapped_column(String(200), unique=True, nullable=False)
+    title: Mapped[str] = mapped_column(String(500), nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Comment(Base):
+    __tablename__ = "comments"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    article_id: Mapped[int] = mapped_column(ForeignKey("articles.id"), nullable=False)
+    parent_id: Mapped[str | None] = mapped_column(ForeignKey("comments.id"), nullable=True)
+    author: Mapped[str] = mapped_column(String(80), nullable=False)
+    # Private: never in a public response or a log line.
+    email: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    body: Mapped[str] = mapped_column(Text, nullable=False)
+    # What readers see once approved (masked when the policy masked profanity).
+    published_body: Mapped[str | None] = mapped_column(Text, nullable=True)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default=Status.PENDING)
+    priority: Mapped[str] = mapped_column(String(16), nullable=False, default="normal")
+    categories: Mapped[list[str]] = mapped_column(JSON, nullable=False, default=list)
+    # Bumped by every decision; decisions are unique per (comment, version).
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    __table_args__ = (
+        Index("ix_comments_public", "article_id", "status", "created_at", "id"),
+        Index("ix_comments_status_created", "status", "created_at"),
+    )
+
+
+class Decision(Base):
+    """One state change of one comment; rows are only ever inserted."""
+
+    __tablename__ = "decisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    comment_id: Mapped[str] = mapped_column(ForeignKey("comments.id"), nullable=False)
+    comment_version: Mapped[int] = mapped_column(Integer, nullable=False)
+    actor: Mapped[str] = mapped_column(String(120), nullable=False)
+    action: Mapped[str] = mapped_column(String(16), nullable=False)
+    from_status: Mapped[str] = mapped_column(String(16), nullable=False)
+    to_status: Mapped[str] = mapped_column(String(16), nullable=False)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    priority: Mapped[str] = mapped_column(String(16), nullable=False, default="normal")
+    categories: Mapped[list[str]] = mapped_column(JSON, nullable=False, default=list)
+    findings: Mapped[list[dict[str, Any]]] = mapped_column(JSON, nullable=False, default=list)
+    scores: Mapped[dict[str, float]] = mapped_column(JSON, nullable=False, default=dict)
+    policy_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    # The database, not the code, guarantees one decision per comment version: a task that
+    # runs twice loses the race with an IntegrityError instead of writing a second decision.
+    __table_args__ = (UniqueConstraint("comment_id", "comment_version", name="uq_decision_version"),)
+
+
+class TrainingExample(Base):
+    """A labelled comment the learned models learn from (seed data, `triage train`, moderators)."""
+
+    __tablename__ = "training_examples"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    body: Mapped[str] = mapped_column(Text, nullable=False)
+    author: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    label: Mapped[str] = mapped_column(String(32), nullable=False)
+    source: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class LearnedModel(Base):
+    """A trained model blob; workers load the newest one without a restart."""
+
+    __tablename__ = "learned_models"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), nullable=False)
+    blob: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    examples: Mapped[int] = mapped_column(Integer, nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (Index("ix_learned_models_name_id", "name", "id"),)

@@ -1,0 +1,289 @@
+"""Use cases. Every state change of a comment goes through here and is recorded as a Decision."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from ..db import Database
+from ..events import Publisher
+from . import repository as repo
+from .errors import Invalid, NotFound
+from .models import (
+    ACTION_TO_STATUS,
+    Article,
+    Comment,
+    Decision,
+    LearnedModel,
+    Status,
+    TrainingExample,
+    utcnow,
+)
+
+log = logging.getLogger("triage.comments")
+
+Dispatch = Callable[[str, str | None], None]
+
+
+@dataclass(frozen=True)
+class NewComment:
+    author: str
+    body: str
+    email: str | None = None
+    parent_id: str | None = None
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:  # SQLite hands back naive datetimes; they were stored as UTC
+        value = value.replace(tzinfo=dt.timezone.utc)
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def encode_cursor(comment: Comment) -> str:
+    raw = json.dumps([_iso(comment.created_at), comment.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[dt.datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        at, cid = json.loads(raw)
+        parsed = dt.datetime.fromisoformat(at.replace("Z", "+00:00"))
+        if not isinstance(cid, str):
+            raise ValueError
+    except (ValueError, TypeError, json.JSONDecodeError) as exc:
+        raise Invalid(
+            "The cursor is not one this API handed out.",
+            errors=[{"field": "cursor", "message": "malformed cursor"}],
+        ) from exc
+    return parsed, cid
+
+
+def public_view(c: Comment) -> dict[str, Any]:
+    """What readers may see: never an email, an IP, a status or the unmasked body."""
+    return {
+        "id": c.id,
+        "author": c.author,
+        "body": c.published_body if c.published_body is not None else c.body,
+        "created_at": _iso(c.created_at),
+        "parent_id": c.parent_id,
+    }
+
+
+class CommentService:
+    """The comments domain's use cases, over one database."""
+
+    def __init__(
+        self,
+        db: Database,
+        dispatch: Dispatch | None = None,
+        publisher: Publisher | None = None,
+    ) -> None:
+        self.db = db
+        self.dispatch = dispatch
+        self.publisher = publisher
+
+    # -- articles ---------------------------------------------------------------------------
+    def add_article(self, slug: str, title: str) -> Article:
+        """Register an article (idempotent on slug: the title is updated)."""
+        with self.db.session() as s:
+            art = repo.article_by_slug(s, slug)
+            if art is None:
+                art = Article(slug=slug, title=title)
+                s.add(art)
+            else:
+                art.title = title
+            s.flush()
+            return art
+
+    def list_articles(self) -> list[Article]:
+        from sqlalchemy import select
+
+        with self.db.session() as s:
+            return list(s.scalars(select(Article).order_by(Article.id)))
+
+    # -- commenters ---------------------------------------------------------------------------
+    def submit(self, slug: str, new: NewComment, request_id: str | None = None) -> Comment:
+        """Store a comment as pending, commit, and only then hand it to the queue."""
+        with self.db.session() as s:
+            art = repo.article_by_slug(s, slug)
+            if art is None:
+                raise NotFound(f"No article with slug '{slug}'.")
+            if new.parent_id is not None:
+                parent = s.get(Comment, new.parent_id)
+                if parent is None or parent.article_id != art.id or parent.status != Status.APPROVED:
+                    raise Invalid(
+                        "parent_id must be an approved comment on the same article.",
+                        errors=[{"field": "parent_id", "message": "not an approved comment here"}],
+                    )
+            comment = Comment(
+                article_id=art.id,
+                author=new.author,
+                email=new.email,
+                body=new.body,
+                parent_id=new.parent_id,
+                request_id=request_id,
+            )
+            s.add(comment)
+        # Committed: a failed send leaves the comment pending for the sweeper, never lost.
+        self._dispatch(comment.id, request_id)
+        self._emit("comment.submitted", comment, slug)
+        return comment
+
+    def _dispatch(self, comment_id: str, request_id: str | None) -> None:
+        if self.dispatch is None:
+            return
+        try:
+            self.dispatch(comment_id, request_id)
+        except Exception:  # noqa: BLE001 - the sweeper re-sends; the 202 promise still holds
+            log.warning("enqueue failed, comment stays pending", extra={"comment_id": comment_id})
+
+    def get(self, comment_id: str) -> tuple[Comment, str, Decision | None]:
+        """The comment, its article slug and its latest decision."""
+        from sqlalchemy import select
+
+        with self.db.session() as s:
+            c = s.get(Comment, comment_id)
+            if c is None:
+                raise NotFound(f"No comment with id '{comment_id}'.")
+            art = s.get(Article, c.article_id)
+            last = s.scalars(
+                select(Decision)
+                .where(Decision.comment_id == c.id)
+                .order_by(Decision.comment_version.desc())
+                .limit(1)
+            ).first()
+            return c, art.slug if art else "", last
+
+    def approved(
+        self, slug: str, limit: int, cursor: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of approved comments of an article, oldest first."""
+        after = decode_cursor(cursor) if cursor else None
+        with self.db.session() as s:
+            art = repo.article_by_slug(s, slug)
+            if art is None:
+                raise NotFound(f"No article with slug '{slug}'.")
+            rows = repo.approved_page(s, art.id, limit + 1, after)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return [public_view(c) for c in rows], (encode_cursor(rows[-1]) if more and rows else None)
+
+    # -- the engine ---------------------------------------------------------------------------
+    def pending_for_moderation(self, comment_id: str) -> tuple[Comment, str] | None:
+        """The comment and its article slug if it still awaits the engine, else None."""
+        with self.db.session() as s:
+            c = s.get(Comment, comment_id)
+            if c is None or c.status != Status.PENDING:
+                return None
+            art = s.get(Article, c.article_id)
+            return c, art.slug if art else ""
+
+    def record_engine_decision(self, comment_id: str, verdict: dict[str, Any]) -> bool:
+        """Apply the engine's verdict once; False if the comment was already decided."""
+        to_status = ACTION_TO_STATUS[verdict["action"]]
+        try:
+            with self.db.session() as s:
+                c = s.get(Comment, comment_id)
+                if c is None or c.status != Status.PENDING:
+                    return False
+                s.add(
+                    Decision(
+                        comment_id=c.id,
+                        comment_version=c.version,
+                        actor="engine",
+                        action=verdict["action"],
+                        from_status=c.status,
+                        to_status=to_status,
+                        reason=verdict.get("reason") or ", ".join(verdict.get("categories", [])),
+                        priority=verdict.get("priority", "normal"),
+                        categories=list(verdict.get("categories", [])),
+                        findings=list(verdict.get("findings", [])),
+                        scores=dict(verdict.get("scores", {})),
+                        policy_version=verdict.get("policy_version"),
+                    )
+                )
+                c.status = to_status
+                c.priority = verdict.get("priority", "normal")
+                c.categories = list(verdict.get("categories", []))
+                c.published_body = verdict.get("published_body")
+                c.decided_at = utcnow()
+                c.version += 1
+                slug = s.get(Article, c.article_id).slug  # type: ignore[union-attr]
+        except IntegrityError:
+            # Another delivery of the same task got there first: that decision stands.
+            return False
+        event = {
+            Status.APPROVED: "comment.published",
+            Status.HELD: "comment.held",
+            Status.REJECTED: "comment.rejected",
+        }[to_status]
+        self._emit(event, c, slug)
+        if c.priority == "urgent":
+            self._emit("comment.urgent", c, slug)
+        return True
+
+    def stale_pending(self, older_than_seconds: int, limit: int = 1000) -> list[str]:
+        """Ids of comments still pending after a grace period (their task may be lost)."""
+        cutoff = utcnow() - dt.timedelta(seconds=older_than_seconds)
+        with self.db.session() as s:
+            return repo.pending_ids(s, cutoff, limit)
+
+    def redispatch(self, ids: Iterable[str]) -> int:
+        n = 0
+        for cid in ids:
+            self._dispatch(cid, None)
+            n += 1
+        return n
+
+    # -- learning -----------------------------------------------------------------------------
+    def add_training_examples(self, examples: Iterable[tuple[str, str | None, str]], source: str) -> int:
+        """Record labelled examples (body, author, label) as moderator decisions would be."""
+        n = 0
+        with self.db.session() as s:
+            for body, author, label in examples:
+                s.add(TrainingExample(body=body, author=author, label=label, source=source))
+                n += 1
+        return n
+
+    def training_examples(self) -> list[tuple[str, str | None, str]]:
+        with self.db.session() as s:
+            return [(e.body, e.author, e.label) for e in repo.training_examples(s)]
+
+    def save_model(self, name: str, blob: bytes, examples: int) -> int:
+        with self.db.session() as s:
+            m = LearnedModel(name=name, blob=blob, examples=examples)
+            s.add(m)
+            s.flush()
+            return m.id
+
+    def latest_model(self, name: str) -> tuple[int, bytes] | None:
+        with self.db.session() as s:
+            m = repo.latest_model(s, name)
+            return (m.id, m.blob) if m else None
+
+    def latest_model_id(self, name: str) -> int | None:
+        with self.db.session() as s:
+            return repo.latest_model_id(s, name)
+
+    # -- events -------------------------------------------------------------------------------
+    def _emit(self, kind: str, c: Comment, slug: str) -> None:
+        if self.publisher is None:
+            return
+        try:
+            self.publisher.publish(
+                kind,
+                {"id": c.id, "article": slug, "status": c.status, "priority": c.priority,
+                 "categories": list(c.categories or [])},
+            )
+        except Exception:  # noqa: BLE001 - events are best effort; the database is the truth
+            log.warning("event publish failed", extra={"event": kind, "comment_id": c.id})

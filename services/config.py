@@ -1,0 +1,115 @@
+"""Typed settings read from the environment, once, by whoever starts a process.
+
+Nothing here does I/O at import time: `Settings.from_env()` is called by the process factories
+(create_app, make_celery, the CLI) and tests build `Settings(...)` directly.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _bool(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of Triage; env var name is the field name upper-cased."""
+
+    host: str = field(default="127.0.0.1", metadata={"doc": "Address the API binds to."})
+    port: int = field(default=8000, metadata={"doc": "Port of the HTTP API."})
+    database_url: str = field(
+        default=f"sqlite:///{ROOT / 'var' / 'triage.db'}",
+        metadata={"doc": "SQLAlchemy URL; `postgresql+psycopg://…` for PostgreSQL."},
+    )
+    redis_url: str = field(
+        default="redis://127.0.0.1:6379/0",
+        metadata={"doc": "Redis for the task queue and events (it carries work, never keeps it)."},
+    )
+    queue_name: str = field(default="moderation", metadata={"doc": "Celery queue for moderation."})
+    web_concurrency: int = field(default=2, metadata={"doc": "gunicorn worker processes."})
+    worker_concurrency: int = field(default=2, metadata={"doc": "Celery worker processes."})
+    log_level: str = field(default="INFO", metadata={"doc": "Log level of every process."})
+    max_request_bytes: int = field(
+        default=65536, metadata={"doc": "Largest request body accepted (413 above)."}
+    )
+    visibility_timeout: int = field(
+        default=120,
+        metadata={"doc": "Seconds before Redis re-delivers a task a dead worker had taken."},
+    )
+    sweep_interval: int = field(
+        default=30, metadata={"doc": "Seconds between sweeps that re-send pending comments."}
+    )
+    sweep_grace: int = field(
+        default=60, metadata={"doc": "A comment pending this long is sent to the queue again."}
+    )
+    profanity_mode: str = field(
+        default="mask", metadata={"doc": "`mask` publishes profanity masked; `hold` holds it."}
+    )
+    support_message: str = field(
+        default=(
+            "You matter, and you are not alone. If you are thinking about ending your life or "
+            "harming yourself, please reach out now."
+        ),
+        metadata={"doc": "Shown to a commenter whose comment was held as self-harm."},
+    )
+    support_resources: str = field(
+        default=(
+            "Call or text 988 (US Suicide & Crisis Lifeline)|tel:988;"
+            "Samaritans (UK & Ireland): 116 123|tel:116123;"
+            "Find a helpline in your country|https://findahelpline.com"
+        ),
+        metadata={"doc": "Crisis resources, `label|url` pairs separated by `;`."},
+    )
+    demo_article_slug: str = field(
+        default="ketamine-new-hope-depression", metadata={"doc": "Slug of the seeded article."}
+    )
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> "Settings":
+        """Build settings from environment variables (field name upper-cased)."""
+        env = dict(os.environ if env is None else env)
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(f.name.upper())
+            if raw is None or raw == "":
+                continue
+            if f.type in ("int", int):
+                values[f.name] = int(raw)
+            elif f.type in ("bool", bool):
+                values[f.name] = _bool(raw)
+            elif f.type in ("float", float):
+                values[f.name] = float(raw)
+            else:
+                values[f.name] = raw
+        values.update(overrides)
+        return cls(**values)
+
+    def support_links(self) -> list[dict[str, str]]:
+        """Crisis resources as a list of {label, url}."""
+        out = []
+        for part in self.support_resources.split(";"):
+            if "|" in part:
+                label, url = part.split("|", 1)
+                out.append({"label": label.strip(), "url": url.strip()})
+        return out
+
+
+def settings_table() -> str:
+    """The README's settings table, generated from the dataclass so it cannot drift."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for f in fields(Settings):
+        default = f.default
+        if f.name == "database_url":
+            default = "sqlite:///<repo>/var/triage.db"
+        shown = str(default).replace("|", "\\|")
+        if len(shown) > 60:
+            shown = shown[:57] + "…"
+        rows.append(f"| `{f.name.upper()}` | `{shown}` | {f.metadata.get('doc', '')} |")
+    return "\n".join(rows)

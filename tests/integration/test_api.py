@@ -1,0 +1,159 @@
+"""The public API over the real database (SQLite, or PostgreSQL with TEST_DATABASE_URL)."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import DEMO
+
+URL = f"/v1/articles/{DEMO}/comments"
+
+
+def post(client, body, **kw):  # type: ignore[no-untyped-def]
+    return client.post(URL, data=json.dumps(body), content_type="application/json", **kw)
+
+
+def assert_problem(resp, status):  # type: ignore[no-untyped-def]
+    assert resp.status_code == status, resp.get_data(as_text=True)
+    assert resp.mimetype == "application/problem+json"
+    doc = resp.get_json(force=True)
+    assert doc["status"] == status
+    for key in ("type", "title", "detail"):
+        assert isinstance(doc[key], str) and doc[key]
+    return doc
+
+
+def test_post_is_accepted_committed_then_sent(client, service, dispatch):
+    resp = post(client, {"author": "Ana", "body": "  Thank you for this article.  ", "email": "a@b.org"})
+    assert resp.status_code == 202
+    doc = resp.get_json()
+    assert doc["status"] == "pending"
+    assert resp.headers["Location"] == doc["links"]["self"] == f"/v1/comments/{doc['id']}"
+    assert len(doc["id"]) >= 32
+    assert dispatch.sent == [doc["id"]]
+    comment, slug, _ = service.get(doc["id"])
+    assert comment.status == "pending" and slug == DEMO
+    assert comment.body == "Thank you for this article."
+
+
+def test_ids_are_random(client):
+    ids = {post(client, {"author": "A", "body": f"hi {i}"}).get_json()["id"] for i in range(5)}
+    assert len(ids) == 5
+
+
+def test_status_endpoint_for_the_author(client):
+    cid = post(client, {"author": "Ana", "body": "Hello"}).get_json()["id"]
+    doc = client.get(f"/v1/comments/{cid}").get_json()
+    assert doc["id"] == cid and doc["article"] == DEMO and doc["status"] == "pending"
+    assert doc["created_at"].endswith("Z") and doc["decided_at"] is None
+    assert "email" not in doc
+
+
+def test_failed_send_keeps_the_comment_pending(client, service, dispatch):
+    dispatch.fail = True
+    resp = post(client, {"author": "Ana", "body": "Queue is down"})
+    assert resp.status_code == 202
+    comment, _, _ = service.get(resp.get_json()["id"])
+    assert comment.status == "pending"
+    assert resp.get_json()["id"] in service.stale_pending(older_than_seconds=-1)
+
+
+def decide(service, cid, action="publish", body=None):  # type: ignore[no-untyped-def]
+    return service.record_engine_decision(
+        cid, {"action": action, "priority": "normal", "categories": [], "findings": [],
+              "published_body": body, "policy_version": "test"})
+
+
+def test_read_endpoint_shows_only_approved_oldest_first_and_paginates(client, service):
+    ids = [post(client, {"author": f"A{i}", "body": f"comment {i}", "email": "x@y.org"}).get_json()["id"]
+           for i in range(7)]
+    for i, cid in enumerate(ids):
+        decide(service, cid, "publish" if i % 3 != 1 else "hold", body=f"comment {i}" if i % 3 != 1 else None)
+    approved = [cid for i, cid in enumerate(ids) if i % 3 != 1]
+    seen, cursor = [], None
+    while True:
+        q = f"{URL}?limit=2" + (f"&cursor={cursor}" if cursor else "")
+        doc = client.get(q).get_json()
+        for item in doc["items"]:
+            assert set(item) == {"id", "author", "body", "created_at", "parent_id"}
+        seen += [i["id"] for i in doc["items"]]
+        cursor = doc["next_cursor"]
+        if not cursor:
+            break
+    assert seen == approved
+    raw = client.get(URL).get_data(as_text=True)
+    assert "x@y.org" not in raw
+
+
+def test_engine_decision_is_recorded_once(service, client):
+    cid = post(client, {"author": "A", "body": "hello"}).get_json()["id"]
+    assert decide(service, cid) is True
+    assert decide(service, cid, "block") is False
+    comment, _, last = service.get(cid)
+    assert comment.status == "approved" and last.actor == "engine" and last.to_status == "approved"
+
+
+def test_reply_must_target_an_approved_comment_on_the_same_article(client, service):
+    parent = post(client, {"author": "A", "body": "parent"}).get_json()["id"]
+    doc = assert_problem(post(client, {"author": "B", "body": "reply", "parent_id": parent}), 422)
+    assert doc["errors"][0]["field"] == "parent_id"
+    decide(service, parent, body="parent")
+    assert post(client, {"author": "B", "body": "reply", "parent_id": parent}).status_code == 202
+
+
+def test_validation_names_each_field(client):
+    doc = assert_problem(post(client, {"author": "", "body": " " * 10, "email": "nope"}), 422)
+    fields = {e["field"] for e in doc["errors"]}
+    assert {"author", "body", "email"} <= fields
+    assert_problem(post(client, {"author": "x" * 81, "body": "ok"}), 422)
+    assert_problem(post(client, {"author": "A", "body": "b" * 5001}), 422)
+    assert post(client, {"author": "A", "body": "b" * 5000}).status_code == 202
+    assert_problem(post(client, ["not", "an", "object"]), 422)
+    assert_problem(post(client, {"author": "A", "body": "ok", "extra": 1}), 422)
+
+
+def test_error_statuses_are_problem_json(client, app):
+    assert_problem(client.post(URL, data="{not json", content_type="application/json"), 400)
+    assert_problem(client.post(URL, data="author=a", content_type="application/x-www-form-urlencoded"), 415)
+    assert_problem(client.post(URL, data=json.dumps({"author": "a", "body": "x" * 70000}),
+                               content_type="application/json"), 413)
+    assert_problem(post(client, {"author": "A", "body": "x"}).__class__ and
+                   client.post("/v1/articles/no-such-article/comments", data='{"author":"a","body":"b"}',
+                               content_type="application/json"), 404)
+    assert_problem(client.get("/v1/comments/doesnotexist"), 404)
+    assert_problem(client.get("/v1/nothing-here"), 404)
+    resp = assert_problem(client.delete(URL), 405)
+    assert_problem(client.get(f"{URL}?limit=0"), 422)
+    assert_problem(client.get(f"{URL}?limit=101"), 422)
+    assert_problem(client.get(f"{URL}?cursor=%%%"), 422)
+    assert resp is not None
+
+
+def test_unexpected_errors_are_500_without_a_stack_trace(app):
+    def boom():  # type: ignore[no-untyped-def]
+        raise RuntimeError("secret internals")
+
+    app.add_url_rule("/v1/boom", view_func=boom)
+    resp = app.test_client().get("/v1/boom")
+    doc = assert_problem(resp, 500)
+    assert "secret" not in json.dumps(doc) and "Traceback" not in resp.get_data(as_text=True)
+
+
+def test_health_readiness_and_openapi(client):
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.get_json()["checks"] == {"database": "ok", "redis": "ok"}
+    doc = client.get("/openapi.json").get_json()
+    assert doc["openapi"].startswith("3.1")
+    assert "/v1/articles/{slug}/comments" in doc["paths"]
+    assert "CommentIn" in doc["components"]["schemas"]
+
+
+def test_readiness_fails_when_redis_is_unreachable(settings, service):
+    from dataclasses import replace
+
+    from services.api import create_app
+
+    app = create_app(replace(settings, redis_url="redis://127.0.0.1:1/0"), service=service)
+    resp = app.test_client().get("/readyz")
+    assert resp.status_code == 503 and resp.get_json()["checks"]["redis"].startswith("error")

@@ -1,0 +1,74 @@
+"""The whole path on real parts: HTTP → database → Redis → a real Celery worker process."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from tests.conftest import DEMO, wait_for
+
+URL = f"/v1/articles/{DEMO}/comments"
+pytestmark = pytest.mark.integration
+
+
+def post(client, author, body):  # type: ignore[no-untyped-def]
+    resp = client.post(URL, data=json.dumps({"author": author, "body": body}),
+                       content_type="application/json")
+    assert resp.status_code == 202
+    return resp.get_json()["id"]
+
+
+def visible(client):  # type: ignore[no-untyped-def]
+    return {i["id"]: i for i in client.get(f"{URL}?limit=100").get_json()["items"]}
+
+
+def test_clean_comment_becomes_visible(live_client, worker_factory):
+    worker_factory()
+    cid = post(live_client, "Maya", "Thank you, this was a careful and hopeful article.")
+    item = wait_for(lambda: visible(live_client).get(cid), timeout=60)
+    assert item["body"] == "Thank you, this was a careful and hopeful article."
+    status = live_client.get(f"/v1/comments/{cid}").get_json()
+    assert status["status"] == "approved" and status["decided_at"]
+
+
+def test_profanity_is_never_visible_uncensored(live_client, worker_factory):
+    worker_factory()
+    profane = post(live_client, "Luis", "The fucking price though, $750 a session.")
+    clean = post(live_client, "Ana", "Posted after the profane one, so it is decided after it.")
+    wait_for(lambda: live_client.get(f"/v1/comments/{clean}").get_json()["status"] != "pending"
+             and live_client.get(f"/v1/comments/{profane}").get_json()["status"] != "pending", timeout=60)
+    shown = visible(live_client).get(profane)
+    if shown is not None:
+        assert "fucking" not in shown["body"].lower()
+        assert "price" in shown["body"]
+
+
+def test_killed_worker_comments_are_finished_by_a_new_worker(live_client, live_service, worker_factory):
+    ids = [post(live_client, f"reader{i}", f"Comment number {i} about the esketamine spray.")
+           for i in range(40)]
+    first = worker_factory(concurrency=1)
+    # Let it take some of the queue, then kill it hard, mid-stream.
+    wait_for(lambda: sum(live_service.get(c)[0].status != "pending" for c in ids) >= 1, timeout=60,
+             interval=0.02)
+    first.kill()
+    worker_factory(concurrency=2)
+    wait_for(lambda: all(live_service.get(c)[0].status != "pending" for c in ids), timeout=90)
+    for cid in ids:
+        comment, _, last = live_service.get(cid)
+        assert last is not None and last.actor == "engine"
+        # Decided exactly once: one decision, so the version moved from 1 to 2.
+        assert comment.version == 2
+
+
+def test_sweeper_resends_comments_whose_message_was_lost(live_client, live_service, worker_factory,
+                                                         queue_settings):
+    import redis
+
+    ids = [post(live_client, "A", f"lost message {i}") for i in range(5)]
+    redis.Redis.from_url(queue_settings.redis_url).delete(queue_settings.queue_name)  # messages lost
+    time.sleep(0.05)
+    assert live_service.redispatch(live_service.stale_pending(older_than_seconds=0)) == 5
+    worker_factory()
+    wait_for(lambda: all(live_service.get(c)[0].status != "pending" for c in ids), timeout=60)

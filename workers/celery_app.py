@@ -1,0 +1,45 @@
+"""One Celery app per process, built from settings: `make_celery(settings)`."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from celery import Celery
+
+from services.api.queue import broker_options
+from services.config import Settings
+
+
+def make_celery(settings: Settings | None = None) -> Celery:
+    """A Celery app configured for reliability, with the moderation tasks registered."""
+    settings = settings or Settings.from_env()
+    app = Celery("triage", broker=settings.redis_url, set_as_current=True)
+    app.conf.update(
+        broker_transport_options=broker_options(settings),
+        broker_connection_retry_on_startup=True,
+        task_serializer="json",
+        accept_content=["json"],
+        result_backend=None,
+        task_ignore_result=True,
+        # A task is acknowledged only once it has finished, and a task whose worker died is
+        # put back rather than dropped: the comment must reach a decision.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        # Short tasks: a small prefetch keeps work spread and limits what a dead worker held.
+        worker_prefetch_multiplier=4,
+        task_default_queue=settings.queue_name,
+        task_routes={"moderation.*": {"queue": settings.queue_name}},
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        beat_schedule={
+            "sweep-pending": {
+                "task": "moderation.sweep_pending",
+                "schedule": timedelta(seconds=settings.sweep_interval),
+            }
+        },
+    )
+    app.conf.triage_settings = settings
+    from . import tasks
+
+    tasks.register(app, settings)
+    return app

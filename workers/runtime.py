@@ -1,0 +1,97 @@
+"""What a worker process holds: database, domain service, engine. Built lazily after fork."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+import redis
+
+from services.comments.service import CommentService
+from services.config import Settings
+from services.db import Database
+from services.events import RedisPublisher
+
+log = logging.getLogger("triage.worker")
+
+MODEL_NAME = "spam"
+MODEL_CHECK_SECONDS = 5.0
+DUPLICATE_WINDOW_SECONDS = 3600
+
+
+def policy_settings(settings: Settings) -> Any:
+    """The engine's policy settings, from the process settings."""
+    from .policy import PolicySettings
+
+    try:
+        return PolicySettings(profanity_mode=settings.profanity_mode)
+    except TypeError:
+        return PolicySettings()
+
+
+class EngineHolder:
+    """The engine with the newest learned model; looks for a newer model every few seconds."""
+
+    def __init__(self, settings: Settings, service: CommentService) -> None:
+        self.settings = settings
+        self.service = service
+        self._engine: Any = None
+        self._model_id: int | None = None
+        self._checked = 0.0
+
+    def get(self) -> Any:
+        now = time.monotonic()
+        if self._engine is not None and now - self._checked < MODEL_CHECK_SECONDS:
+            return self._engine
+        self._checked = now
+        latest = self.service.latest_model_id(MODEL_NAME)
+        if self._engine is None or latest != self._model_id:
+            self._engine = build_engine(self.settings, self.service)
+            self._model_id = latest
+        return self._engine
+
+
+def build_engine(settings: Settings, service: CommentService | None) -> Any:
+    """Engine with the newest stored model, else the model built from the shipped seed data."""
+    from . import model as model_mod
+    from .pipeline import Engine
+
+    stored = service.latest_model(MODEL_NAME) if service is not None else None
+    if stored is not None:
+        mdl = model_mod.load(stored[1])
+        log.info("engine loaded stored model", extra={"model_id": stored[0]})
+    else:
+        mdl = model_mod.default_model()
+    return Engine(settings=policy_settings(settings), model=mdl)
+
+
+def fingerprint(body: str) -> str:
+    """Same text posted again, whatever the case and spacing."""
+    folded = re.sub(r"\W+", " ", body.casefold()).strip()
+    return hashlib.sha1(folded.encode()).hexdigest()
+
+
+class Runtime:
+    def __init__(self, settings: Settings, dispatch: Callable[[str, str | None], None]) -> None:
+        self.settings = settings
+        self.pid = os.getpid()
+        self.db = Database(settings.database_url)
+        self.redis = redis.Redis.from_url(settings.redis_url)
+        self.service = CommentService(self.db, dispatch=dispatch,
+                                      publisher=RedisPublisher(settings.redis_url))
+        self.engine = EngineHolder(settings, self.service)
+
+    def recent_duplicates(self, comment_id: str, body: str) -> int:
+        """Other comments with the same text in the last hour (a set, so re-runs don't count)."""
+        key = f"triage:dup:{fingerprint(body)}"
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.sadd(key, comment_id)
+        pipe.scard(key)
+        pipe.expire(key, DUPLICATE_WINDOW_SECONDS)
+        _, count, _ = pipe.execute()
+        return max(0, int(count) - 1)
