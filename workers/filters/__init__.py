@@ -1,0 +1,1 @@
+"""Filters: one module per concern, all sharing the contract in `base`."""

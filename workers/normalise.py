@@ -1,0 +1,227 @@
+"""Turn what a commenter typed into one folded, lower-case form that filters match against.
+
+Every character of the normalised form remembers the index of the original character it came
+from (`Text.offsets`), so spans found on the folded form highlight the original text.
+
+Passes, in order: HTML entities and line-break tags; Unicode compatibility folding (full-width,
+mathematical and enclosed letters), diacritics dropped; zero-width, bidi and control characters
+removed; confusable letters (Cyrillic/Greek look-alikes) folded in words that mix scripts;
+lower-case; leetspeak inside words (k3tamine, sh1t, sh!t); spaced or dotted letters joined
+(f u c k, b.u.y); obfuscated links and contacts ("shop dot com", "orders at x dot com", digits
+written as words).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from functools import lru_cache
+
+from workers.filters.base import Text
+
+NORMALISER_VERSION = "1"
+
+# Characters that carry no visible text but are used to split words past filters.
+_INVISIBLE = {0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF, 0x00AD, 0x180E, 0x034F, 0x061C}
+_INVISIBLE.update(range(0x202A, 0x202F))  # bidi embeddings/overrides
+_INVISIBLE.update(range(0x2066, 0x206A))  # bidi isolates
+_INVISIBLE.update(range(0xFE00, 0xFE10))  # variation selectors
+
+# Look-alike letters from other scripts; folded only inside words that also use Latin letters,
+# so genuine Russian or Greek text keeps its own letters.
+_CONFUSABLES = {
+    "а": "a", "в": "b", "е": "e", "ё": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p",
+    "с": "c", "т": "t", "у": "y", "х": "x", "і": "i", "ї": "i", "ј": "j", "ѕ": "s", "ԁ": "d",
+    "ɡ": "g", "һ": "h", "ӏ": "l", "ԛ": "q", "ԝ": "w", "ꓲ": "i",
+    "α": "a", "β": "b", "ε": "e", "η": "n", "ι": "i", "κ": "k", "ν": "v", "ο": "o", "ρ": "p",
+    "τ": "t", "υ": "u", "χ": "x", "ϲ": "c", "ս": "u", "օ": "o", "ı": "i", "ℓ": "l",
+}
+
+# Leetspeak inside a word that also has letters on both sides of the symbol.
+_LEET = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i",
+         "8": "b", "9": "g"}
+
+_NUMBER_WORDS = {
+    "zero": "0", "oh": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5",
+    "six": "6", "seven": "7", "eight": "8", "nine": "9",
+}
+
+
+def _enclosed_letter(cp: int) -> str | None:
+    """Squared/circled capital letters that NFKC leaves alone (🅺, 🄺, 🅚)."""
+    for base in (0x1F130, 0x1F150, 0x1F170):
+        if base <= cp < base + 26:
+            return chr(ord("a") + cp - base)
+    return None
+
+
+@lru_cache(maxsize=8192)
+def _fold_char(ch: str) -> str:
+    """NFKD-fold one non-ASCII character, drop combining marks and invisible characters."""
+    cp = ord(ch)
+    if cp in _INVISIBLE:
+        return ""
+    cat = unicodedata.category(ch)
+    if cat == "Cf":
+        return ""
+    if cat == "Cc":
+        return " " if ch in "\n\r\t\v\f" else ""
+    if cat == "Zs":
+        return " "
+    enc = _enclosed_letter(cp)
+    if enc:
+        return enc
+    decomposed = unicodedata.normalize("NFKD", ch)
+    out = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return out if out else ch
+
+
+_ENTITY_OR_BR = re.compile(r"&(?:#\d{1,7}|#x[0-9a-fA-F]{1,6}|[a-zA-Z]{2,10});|<br\s*/?>", re.I)
+
+
+def _pass_html(chars: list[str], idx: list[int], original: str) -> tuple[list[str], list[int]]:
+    """Decode HTML entities and turn <br> tags into spaces (YouTube exports carry both)."""
+    out_c: list[str] = []
+    out_i: list[int] = []
+    pos = 0
+    for m in _ENTITY_OR_BR.finditer(original):
+        for k in range(pos, m.start()):
+            out_c.append(original[k])
+            out_i.append(k)
+        token = m.group(0)
+        repl = " " if token[0] == "<" else html.unescape(token)
+        for c in repl:
+            out_c.append(c)
+            out_i.append(m.start())
+        pos = m.end()
+    for k in range(pos, len(original)):
+        out_c.append(original[k])
+        out_i.append(k)
+    return out_c, out_i
+
+
+def _sub(pattern: re.Pattern[str], repl, s: str, idx: list[int]) -> tuple[str, list[int]]:
+    """re.sub that keeps the offsets map: replaced text maps to the matched original range."""
+    out: list[str] = []
+    out_i: list[int] = []
+    pos = 0
+    changed = False
+    for m in pattern.finditer(s):
+        new = repl(m) if callable(repl) else m.expand(repl)
+        if new == m.group(0):
+            continue
+        changed = True
+        out.append(s[pos:m.start()])
+        out_i.extend(idx[pos:m.start()])
+        a, b = m.start(), m.end()
+        if len(new) == b - a:
+            out_i.extend(idx[a:b])
+        else:
+            for k in range(len(new)):
+                # spread the new characters over the matched range, first to last
+                src = a + min(b - a - 1, (k * (b - a)) // max(1, len(new)))
+                out_i.append(idx[src] if b > a else idx[a] if a < len(idx) else idx[-1])
+        out.append(new)
+        pos = b
+    if not changed:
+        return s, idx
+    out.append(s[pos:])
+    out_i.extend(idx[pos:])
+    return "".join(out), out_i
+
+
+_LETTER = r"[^\W\d_]"
+_WORD_WITH_LEET = re.compile(r"(?<![\w@$!])[\w@$!]*[a-z][0-9@$!]+[a-z][\w@$!]*")
+_EMAILISH = re.compile(r"^[\w.]+@[\w.]+$")
+# single letters separated by one space or one dot/dash/underscore, at least three of them
+_SPACED = re.compile(r"(?<![\w/])(?:[a-z0-9][ .\-_*]){2,}[a-z0-9](?![a-z0-9])")
+_SPACED_PAIRS = re.compile(r"(?<![\w])(?:[a-z0-9] ){1,}[a-z0-9](?![\w])")
+_DOT_WORD = re.compile(r"\s*(?:\(dot\)|\[dot\]|\{dot\}|\bdot\b|\(\.\)|\[\.\])\s*(?=[a-z0-9])")
+_SPACED_DOT = re.compile(r"(?<=[a-z0-9]) \. (?=[a-z0-9])")
+_AT_WORD = re.compile(r"(?<=[a-z0-9])\s*(?:\(at\)|\[at\]|\{at\}|\bat\b)\s*(?=[a-z0-9_-]+(?:\.[a-z0-9_-]+)*\.[a-z]{2,}(?![\w@.]))")
+_NUMBER_RUN = re.compile(
+    r"\b(?:(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)[\s,-]*){5,}", re.I)
+
+
+def _leet(m: re.Match[str]) -> str:
+    word = m.group(0)
+    if _EMAILISH.match(word) or re.search(r"\d{3}", word):
+        return word
+    # digits anywhere in a word with a letter-digit-letter pattern; symbols only between letters
+    word = re.sub(r"(?<=[a-z])[@$!]+(?=[a-z])", lambda s: "".join(_LEET[c] for c in s.group(0)), word)
+    return "".join(_LEET.get(c, c) if c.isdigit() else c for c in word)
+
+
+def _join_spaced(m: re.Match[str]) -> str:
+    return re.sub(r"[ .\-_]", "", m.group(0))
+
+
+def _numbers(m: re.Match[str]) -> str:
+    words = re.findall(r"[a-z]+", m.group(0).lower())
+    digits = "".join(_NUMBER_WORDS[w] for w in words)
+    tail = re.search(r"[\s,-]*$", m.group(0)).group(0)  # type: ignore[union-attr]
+    return digits + tail
+
+
+def normalise(text: str) -> Text:
+    """Fold `text` for matching and keep a map from each folded character to the original."""
+    original = text
+    if "&" in text or "<" in text:
+        chars, idx = _pass_html([], [], text)
+    else:
+        chars, idx = list(text), list(range(len(text)))
+
+    if not text.isascii():
+        out_c: list[str] = []
+        out_i: list[int] = []
+        for c, i in zip(chars, idx):
+            if c.isascii():
+                out_c.append(c)
+                out_i.append(i)
+                continue
+            f = _fold_char(c)
+            for fc in f:
+                out_c.append(fc)
+                out_i.append(i)
+        chars, idx = out_c, out_i
+        s = "".join(chars)
+        if any(c in _CONFUSABLES or c.lower() in _CONFUSABLES for c in s):
+            s_low = s.lower()
+            latin = sum(1 for c in s_low if "a" <= c <= "z")
+            other = sum(1 for c in s_low if c in _CONFUSABLES)
+            fold_all = latin > 2 * other
+
+            def fold_word(m: re.Match[str]) -> str:
+                w = m.group(0)
+                if fold_all or re.search(r"[a-z]", w):
+                    return "".join(_CONFUSABLES.get(c, c) for c in w)
+                return w
+
+            s, idx = _sub(re.compile(r"\w+"), fold_word, s_low, idx)
+        else:
+            s = s.lower()
+        if len(s) != len(idx):  # lower() can change length for a few characters (İ)
+            s = "".join(ch if len(ch.lower()) == 1 else ch for ch in s)
+            idx = (idx + [idx[-1]] * len(s))[: len(s)] if idx else []
+    else:
+        s = "".join(chars).lower()
+
+    # digits written as words in a phone number
+    if re.search(r"\b(?:five|zero|nine|seven|eight)\b", s):
+        s, idx = _sub(_NUMBER_RUN, _numbers, s, idx)
+    if re.search(r"[a-z][0-9@$!][a-z0-9]|[0-9@$!][a-z][a-z]", s):
+        s, idx = _sub(_WORD_WITH_LEET, _leet, s, idx)
+    if re.search(r"(?<!\w)[a-z0-9][ .\-_*][a-z0-9][ .\-_*][a-z0-9](?!\w)", s):
+        s, idx = _sub(_SPACED, _join_spaced, s, idx)
+    if "  " in s and s.count("  ") >= 3 and len(re.findall(r"(?<!\w)\w (?=\w(?!\w))", s)) >= 2:
+        # text written letter by letter, words separated by wider gaps: "D M  m e  f o r  K"
+        s, idx = _sub(_SPACED_PAIRS, _join_spaced, s, idx)
+    if "dot" in s or "." in s:
+        s, idx = _sub(_SPACED_DOT, ".", s, idx)
+        s, idx = _sub(_DOT_WORD, ".", s, idx)
+        if "(at)" in s or "[at]" in s or "{at}" in s or " AT " in original:
+            s, idx = _sub(_AT_WORD, "@", s, idx)
+    idx = list(idx)
+    idx.append(len(original))
+    return Text(original=original, normalised=s, offsets=tuple(idx))
