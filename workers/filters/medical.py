@@ -1,0 +1,75 @@
+"""unsafe_medical: claims and advice that can hurt a reader of a health article.
+
+Rules live in data/medical_rules.txt (phrase patterns with slots from data/medical_slots.txt);
+context cues (negation, warning frames, clinical setting) in data/medical_context.txt. On top
+of the rules, a co-occurrence check looks for a dangerous substance and the treatment in the
+same sentence, and weighs it by whether the sentence approves of or warns against the mix.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from .base import Context, Finding, Text
+from .phrases import Hit, PhraseFilter, Rule, Scored, is_question, sentence_bounds
+
+_SENT = re.compile(r"[^.!?\n]+[.!?]*")
+
+
+class MedicalFilter(PhraseFilter):
+    """Guaranteed cures, stop-your-meds advice, DIY dosing, risky mixes, no-risk claims."""
+
+    name = "unsafe_medical"
+    version = "1.0"
+    category = "unsafe_medical"
+    prefix = "medical"
+
+    def __init__(self, data_dir: Path | None = None) -> None:
+        super().__init__(data_dir)
+        s = self.slots
+        self._danger = re.compile(r"\b" + s["DANGER"])
+        self._ket = re.compile(r"\b(?:" + s["KET"] + r"|sessions?\b|treatment days?\b|"
+                               r"(?:your|my|the) dose\b|the trip\b|after the spray\b)")
+        self._approve = re.compile(r"\b" + s["APPROVE"])
+        self._imperative = re.compile(r"^\W*(?:just |also |then |so )?(?:take|combine|mix|add|try|"
+                                      r"have|pair|throw in|stack|use)\b")
+        self._warn = re.compile(r"\b(?:don't|do not|never|avoid|dangerous|danger|risk|risky|"
+                                r"warn\w*|shouldn't|should not|sign a form|no alcohol|careful|"
+                                r"interact\w*|sedation|overdose|wouldn't|isn't|not an?)\b")
+
+    def _combos(self, s: str) -> list[Scored]:
+        out: list[Scored] = []
+        for m in _SENT.finditer(s):
+            sent = m.group(0)
+            d = self._danger.search(sent)
+            if not d:
+                continue
+            k = self._ket.search(sent)
+            nxt = s[m.end(): m.end() + 120]
+            if not k:
+                continue
+            a = m.start() + min(d.start(), k.start())
+            b = m.start() + max(d.end(), k.end())
+            score, why = 0.35, ""
+            if self._approve.search(sent) or self._approve.search(nxt.split(".")[0]):
+                score, why = 0.8, "approved"
+            elif self._imperative.search(sent):
+                score, why = 0.75, "imperative"
+            if self._warn.search(sent):
+                score *= 0.15
+                why = "warned against"
+            if is_question(s, a, b):
+                score *= 0.3
+                why = "question"
+            out.append(Scored("combo.substance", score, (a, b), why))
+        return out
+
+    def check(self, text: Text, context: Context) -> list[Finding]:
+        """Findings for one comment (at most one, with every matched span)."""
+        s = text.normalised
+        scored = self.scored_hits(s) + self._combos(s)
+        return self.combine(text, scored)
+
+
+__all__ = ["MedicalFilter", "Hit", "Rule", "sentence_bounds"]
