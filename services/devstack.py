@@ -47,6 +47,7 @@ def ensure_redis(settings: Settings, procs: list[subprocess.Popen[bytes]]) -> Se
         proc = subprocess.Popen(
             [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
             stdout=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
         )
         procs.append(proc)
         url = f"redis://127.0.0.1:{port}/0"
@@ -69,6 +70,18 @@ def ensure_redis(settings: Settings, procs: list[subprocess.Popen[bytes]]) -> Se
     return replace(settings, redis_url=url)
 
 
+def _die_with_parent() -> None:
+    """Children get SIGTERM if this supervisor dies, so nothing outlives `make run`."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+    os.setsid()
+
+
 def main(settings: Settings) -> int:
     procs: list[subprocess.Popen[bytes]] = []
     stopping = False
@@ -87,7 +100,7 @@ def main(settings: Settings) -> int:
     subprocess.run([*triage, "seed"], env=env, check=True)
     for role in ("api", "worker", "beat"):
         # Own process groups: Ctrl-C reaches us, and we stop each child group in order.
-        procs.append(subprocess.Popen([*triage, role], env=env, cwd=ROOT, start_new_session=True))
+        procs.append(subprocess.Popen([*triage, role], env=env, cwd=ROOT, preexec_fn=_die_with_parent))
     base = f"http://{settings.host}:{settings.port}"
     for _ in range(300):
         try:

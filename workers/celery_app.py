@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from celery import Celery
+from celery.signals import setup_logging as celery_setup_logging
 
 from services.api.queue import broker_options
 from services.config import Settings
+from services.logs import setup_logging
 
 
 def make_celery(settings: Settings | None = None) -> Celery:
@@ -39,6 +41,12 @@ def make_celery(settings: Settings | None = None) -> Celery:
         },
     )
     app.conf.triage_settings = settings
+
+    # Our JSON lines instead of Celery's own log format, in the worker and in beat.
+    @celery_setup_logging.connect(weak=False)
+    def _logging(**_: object) -> None:
+        setup_logging(settings.log_level)
+
     from . import tasks
 
     tasks.register(app, settings)
