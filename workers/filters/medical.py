@@ -24,6 +24,7 @@ class MedicalFilter(PhraseFilter):
     version = "1.0"
     category = "unsafe_medical"
     prefix = "medical"
+    neg_window = 5  # "nobody asked me to stop my sertraline"
 
     def __init__(self, data_dir: Path | None = None) -> None:
         super().__init__(data_dir)
@@ -32,8 +33,10 @@ class MedicalFilter(PhraseFilter):
         self._ket = re.compile(r"\b(?:" + s["KET"] + r"|sessions?\b|treatment days?\b|"
                                r"(?:your|my|the) dose\b|the trip\b|after the spray\b)")
         self._approve = re.compile(r"\b" + s["APPROVE"])
-        self._imperative = re.compile(r"^\W*(?:just |also |then |so )?(?:take|combine|mix|add|try|"
-                                      r"have|pair|throw in|stack|use)\b")
+        self._imperative = re.compile(r"(?:^|[,;:]|\band\b|\bthen\b)\W*(?:just |also |then |so )?"
+                                      r"(?:take|combine|mix|add|try|have|pair|throw in|stack|use)\b")
+        # A condition after these ("as long as you don't drive") is not a warning about the mix.
+        self._proviso = re.compile(r"\b(?:as long as|so long as|provided|unless|just don't|only if)\b")
         self._warn = re.compile(r"\b(?:don't|do not|never|avoid|dangerous|danger|risk|risky|"
                                 r"warn\w*|shouldn't|should not|sign a form|no alcohol|careful|"
                                 r"interact\w*|sedation|overdose|wouldn't|isn't|not an?)\b")
@@ -56,7 +59,8 @@ class MedicalFilter(PhraseFilter):
                 score, why = 0.8, "approved"
             elif self._imperative.search(sent):
                 score, why = 0.75, "imperative"
-            if self._warn.search(sent):
+            p = self._proviso.search(sent)
+            if self._warn.search(sent[: p.start()] if p else sent):
                 score *= 0.15
                 why = "warned against"
             if is_question(s, a, b):

@@ -510,6 +510,7 @@ class PhraseFilter:
     hyper_factor = 0.35
     third_factor = 0.3
     question_default = True  # discount questions unless a rule says @keepq
+    neg_window = 3  # words before a hit searched for a negation
 
     def __init__(self, data_dir: Path | None = None) -> None:
         base = data_dir or Path(__file__).with_name("data")
@@ -537,7 +538,7 @@ class PhraseFilter:
         score, why = r.score, []
         f = r.flags
         if "keepneg" not in f:
-            before = " ".join(words_before(s, start, 3))
+            before = " ".join(words_before(s, start, self.neg_window))
             if before and self.cue("NEG", " " + before + " "):
                 score *= self.neg_factor
                 why.append("negated")
