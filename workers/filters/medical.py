@@ -32,6 +32,8 @@ class MedicalFilter(PhraseFilter):
         self._danger = re.compile(r"\b" + s["DANGER"])
         self._ket = re.compile(r"\b(?:" + s["KET"] + r"|sessions?\b|treatment days?\b|"
                                r"(?:your|my|the) dose\b|the trip\b|after the spray\b)")
+        self._mix_it = re.compile(r"\b(?:mix|mixing|combine|combining|take|taking|stack|stacking) "
+                                  r"(?:it|this|them) (?:with|alongside|and)\b")
         self._approve = re.compile(r"\b" + s["APPROVE"])
         self._imperative = re.compile(r"(?:^|[,;:]|\band\b|\bthen\b)\W*(?:just |also |then |so )?"
                                       r"(?:take|combine|mix|add|try|have|pair|throw in|stack|use)\b")
@@ -48,7 +50,7 @@ class MedicalFilter(PhraseFilter):
             d = self._danger.search(sent)
             if not d:
                 continue
-            k = self._ket.search(sent)
+            k = self._ket.search(sent) or self._mix_it.search(sent)
             nxt = s[m.end(): m.end() + 120]
             if not k:
                 continue
