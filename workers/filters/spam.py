@@ -1,0 +1,270 @@
+"""Spam: links, contact handles and phone numbers, drug sourcing and commercial offers, money
+scams, floods and duplicates, gibberish, spammy author names, plus the learned model.
+
+Vocabulary lives in data files (workers/filters/data/spam_*); this module only knows how to
+combine it. Each rule yields a Finding whose score is how sure that rule alone is; the policy
+combines them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from workers.filters.base import Context, Finding, Text
+from workers.normalise import normalise
+
+DATA = Path(__file__).parent / "data"
+VERSION = "1"
+
+# RFC 2606/6761 names stand in for real domains in anonymised data; look through them.
+_RESERVED_SUFFIXES = (".example.com", ".example.net", ".example.org", ".example", ".test",
+                      ".invalid", ".localhost")
+_TLDS = ("com|net|org|info|biz|io|co|me|ly|gl|uk|de|fr|es|it|ru|in|us|ca|au|nl|pl|br|cn|xyz|online|"
+         "shop|store|site|club|top|live|app|health|clinic|example|test|invalid|gov|edu|int|eu|mx|id|at")
+_LINK = re.compile(
+    r"(?:https?://|www\.)[^\s<>\"'\]\[)]+|(?<![\w@.-])(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+(?:" + _TLDS +
+    r")\b(?:/[^\s<>\"'\]\[)]*)?")
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_HANDLE = re.compile(r"(?<![\w@.])@([a-z0-9_.]{3,30})")
+_PHONE = re.compile(r"(?<![\w/.])\+?\d[\d ().-]{7,}\d(?![\w/])")
+_ANCHOR = re.compile(r"<a\s+href|\[url=|\[/url\]|</a>")
+_AFFILIATE = re.compile(r"[?&](?:ref|aff|affiliate|utm_\w+|coupon|promo|partner|click_id|tag)=")
+_WORDS = re.compile(r"[^\W\d_]+")
+_KEYBOARD = ("qwertyuiop", "asdfghjkl", "zxcvbnm", "poiuytrewq", "lkjhgfdsa", "mnbvcxz")
+_EMOJI = re.compile(r"[\U0001F300-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF]")
+_UNDAMPED = ("spam.link", "spam.flood", "spam.gibberish", "spam.duplicate", "spam.author")
+_NOT_DAMPED = re.compile(r"\b(?:no scam|not a scam|legit|100% real)\b")
+
+
+def read_list(name: str) -> list[str]:
+    """Lines of a data file, without comments and blanks."""
+    path = DATA / name
+    if not path.exists():
+        return []
+    return [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()
+            if ln.strip() and not ln.strip().startswith("#")]
+
+
+def _alternation(words: Sequence[str]) -> str:
+    return "|".join(re.escape(w).replace(r"\ ", r"\s+") for w in sorted(set(words), key=len, reverse=True))
+
+
+@lru_cache(maxsize=1)
+def _rules() -> tuple[tuple[str, float, re.Pattern[str]], ...]:
+    drugs = _alternation(read_list("spam_drugs.txt"))
+    out = []
+    for line in read_list("spam_patterns.tsv"):
+        rule, score, pattern = line.split("\t", 2)
+        out.append((rule, float(score), re.compile(pattern.replace("{DRUG}", drugs))))
+    return tuple(out)
+
+
+def host_of(link: str) -> str:
+    """Lower-case host of a link with or without a scheme."""
+    if "://" not in link:
+        link = "http://" + link
+    try:
+        host = urlsplit(link).hostname or ""
+    except ValueError:
+        host = ""
+    return host.lower().strip(".")
+
+
+def _domain_in(host: str, domains: frozenset[str]) -> bool:
+    parts = host.split(".")
+    return any(".".join(parts[i:]) in domains for i in range(len(parts)))
+
+
+@lru_cache(maxsize=1)
+def _lists() -> dict[str, frozenset[str]]:
+    allow = frozenset(read_list("spam_allow_domains.txt"))
+    return {
+        "allow": allow,
+        # "cochranelibrary" for cochranelibrary.com: matched against anonymised hosts
+        "allow_names": frozenset(d.rsplit(".", 1)[0] for d in allow if "." in d),
+        "short": frozenset(read_list("spam_shorteners.txt")),
+        "contact": frozenset(read_list("spam_contact_domains.txt")),
+        "domain_words": frozenset(read_list("spam_domain_words.txt")),
+        "author_words": frozenset(read_list("spam_author_words.txt")),
+    }
+
+
+def is_reputable(host: str) -> bool:
+    """True for hosts on the health-source allow list (looking through reserved test names)."""
+    lists = _lists()
+    if _domain_in(host, lists["allow"]):
+        return True
+    for suf in _RESERVED_SUFFIXES:
+        if host.endswith(suf):
+            inner = host[: -len(suf)]
+            if inner and (_domain_in(inner, lists["allow"]) or inner in lists["allow_names"]
+                          or inner.split(".")[-1] in lists["allow_names"]):
+                return True
+    return False
+
+
+@lru_cache(maxsize=1)
+def _warning() -> re.Pattern[str]:
+    return re.compile(r"\b(?:" + _alternation(read_list("spam_warning_words.txt")) + r")\b")
+
+
+def _is_gibberish_word(w: str) -> bool:
+    if len(w) < 4 or not w.isascii():
+        return False
+    if re.search(r"(.)\1{3,}", w):
+        return True
+    if not re.search(r"[aeiouy]", w):
+        return True
+    if re.search(r"[bcdfghjklmnpqrstvwxz]{5,}", w):
+        return True
+    return any(w[i:i + 4] in row for row in _KEYBOARD for i in range(len(w) - 3))
+
+
+class SpamFilter:
+    """Rules over links, contacts and offers, plus the learned model's spam probability."""
+
+    name = "spam"
+    version = VERSION
+
+    def __init__(self, model=None, use_model: bool = True) -> None:
+        self._model = model
+        self._use_model = use_model
+        self._lists = _lists()
+        self._rules = _rules()
+        self._warning = _warning()
+
+    @property
+    def model(self):
+        """The learned model (the process default unless one was given)."""
+        if self._model is None and self._use_model:
+            from workers.model import default_model
+
+            self._model = default_model()
+        return self._model
+
+    def check(self, text: Text, context: Context) -> list[Finding]:
+        """Findings for every spam signal in the comment."""
+        s = text.normalised
+        found: list[Finding] = []
+
+        def add(rule: str, score: float, spans: Sequence[tuple[int, int]] = (), detail: str = "") -> None:
+            found.append(Finding("spam", score, rule, tuple(text.span(a, b) for a, b in spans), detail))
+
+        link_spans = self._links(text, add)
+        self._contacts(text, add, link_spans)
+        for rule, score, pat in self._rules:
+            if rule.startswith("spam.link.") and not link_spans:
+                continue
+            ms = list(pat.finditer(s))
+            if ms:
+                add(rule, score, [m.span() for m in ms][:5], ms[0].group(0)[:60])
+        self._shape(text, context, add)
+        author = context.author
+        if author:
+            self._author(author, add)
+
+        if found and self._warning.search(s) and not _NOT_DAMPED.search(s):
+            # "someone replied 'WhatsApp +1 555…', do NOT do this": quoting spam to warn others.
+            # Links, floods and gibberish keep their weight; the quoted offer becomes one weak doubt.
+            kept = [f for f in found if f.rule.startswith(_UNDAMPED)]
+            quoted = [f for f in found if not f.rule.startswith(_UNDAMPED)]
+            found = kept
+            if quoted:
+                top = max(quoted, key=lambda f: f.score)
+                found.append(Finding("spam", round(top.score * 0.3, 4), "spam.quoted",
+                                     tuple(sp for f in quoted for sp in f.spans)[:5],
+                                     "spam wording quoted in a warning"))
+        if not context.trusted_author:
+            probs = context.extra.get("model_probs") if isinstance(context.extra, dict) else None
+            model = self.model
+            if probs is None and model is not None:
+                probs = model.predict(text, author)
+            if probs and model is not None:
+                found.append(Finding("spam", probs.get("spam", 0.0), "spam." + model.model_id, (),
+                                     "learned model"))
+        return found
+
+    def _links(self, text: Text, add) -> list[tuple[int, int]]:
+        s = text.normalised
+        bad: list[tuple[int, int]] = []
+        commercial = False
+        for m in _LINK.finditer(s):
+            link = m.group(0).rstrip(".,;:!?")
+            host = host_of(link)
+            if not host or "." not in host or is_reputable(host):
+                continue
+            if _domain_in(host, self._lists["short"]):
+                add("spam.link.shortener", 0.92, [m.span()], host)
+            elif _domain_in(host, self._lists["contact"]):
+                add("spam.link.contact", 0.95, [m.span()], host)
+            if _AFFILIATE.search(link):
+                add("spam.link.affiliate", 0.95, [m.span()], host)
+            words = set(re.split(r"[^a-z]+", host)) | set(re.findall(r"[a-z]+", host))
+            if words & self._lists["domain_words"] or any(w in host for w in ("keta", "pharm", "casino")):
+                commercial = True
+            bad.append(m.span())
+        if not bad:
+            return bad
+        if _ANCHOR.search(s):
+            add("spam.link.anchor", 0.97, bad, "HTML/BBCode link")
+        if commercial:
+            add("spam.link.commercial", 0.9, bad, "commercial link")
+        if len(bad) >= 2:
+            add("spam.link.many", 0.85, bad, f"{len(bad)} links")
+        add("spam.link", 0.7, bad, "link to an unvetted site")
+        return bad
+
+    def _contacts(self, text: Text, add, links: Sequence[tuple[int, int]] = ()) -> None:
+        s = text.normalised
+
+        def outside(span: tuple[int, int]) -> bool:
+            return not any(a <= span[0] < b for a, b in links)
+
+        emails = [m.span() for m in _EMAIL.finditer(s)]
+        if emails:
+            add("spam.email", 0.6, emails, "email address")
+        handles = [m for m in _HANDLE.finditer(s) if m.start() > 0 and not s[:m.start()].isspace()]
+        # a handle with digits, dots or underscores is an account name, not a reply to a person
+        accounts = [m.span() for m in handles if re.search(r"[\d_.]", m.group(1))]
+        if accounts:
+            add("spam.handle", 0.6, accounts, "account handle")
+        phones = [m.span() for m in _PHONE.finditer(s)
+                  if sum(c.isdigit() for c in m.group(0)) >= 8 and outside(m.span())]
+        if phones:
+            add("spam.phone", 0.6, phones, "phone number")
+
+    def _shape(self, text: Text, context: Context, add) -> None:
+        s = text.normalised
+        words = _WORDS.findall(s)
+        if words:
+            gib = [w for w in words if _is_gibberish_word(w)]
+            if len(gib) >= max(1, 0.6 * len(words)) and len(words) <= 12:
+                add("spam.gibberish", 0.96, (), "keyboard mash")
+        if len(words) >= 8:
+            uniq = len(set(words)) / len(words)
+            if uniq <= 0.3:
+                add("spam.flood", 0.96, (), "repeated words")
+        letters = [c for c in text.original if c.isalpha()]
+        if len(letters) >= 20:
+            caps = sum(c.isupper() for c in letters) / len(letters)
+            if caps > 0.7:
+                add("spam.caps", 0.45, (), "mostly capitals")
+        if len(_EMOJI.findall(text.original)) >= 6:
+            add("spam.emoji", 0.45, (), "emoji flood")
+        if context.recent_duplicates and len(words) >= 5:
+            score = 0.95 if context.recent_duplicates >= 3 else 0.7
+            add("spam.duplicate", score, (), f"seen {context.recent_duplicates} other time(s)")
+
+    def _author(self, author: str, add) -> None:
+        a = normalise(author).normalised
+        if _LINK.search(a):
+            add("spam.author.link", 0.8, (), "author name is a web address")
+            return
+        words = set(re.findall(r"[a-z0-9/]+", a))
+        hits = words & self._lists["author_words"]
+        if hits or any(" " in w and w in a for w in self._lists["author_words"]):
+            add("spam.author", 0.4, (), "business-like author name")

@@ -1,0 +1,194 @@
+"""The learned model: TF-IDF over word and character n-grams of the normalised text (plus the
+author name), multinomial logistic regression over the labels.
+
+Training uses scikit-learn; prediction does not. At load time the fitted vocabulary, idf
+weights and coefficients are kept as plain arrays and a comment is scored with a sparse dot
+product, because a scikit-learn `predict_proba` call costs far more than the whole rule chain.
+
+The blob is gzip-compressed JSON with a format version: no pickle, so loading a blob cannot run
+code. Blobs are only ever loaded from our own database or the seed data shipped here.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import math
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from workers.filters.base import Text
+from workers.normalise import normalise
+
+FORMAT_VERSION = 1
+MODEL_ID = "model@1"
+DATA = Path(__file__).parent / "filters" / "data"
+
+_URL = re.compile(r"(?:https?://|www\.)\S+|\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:com|net|org|info|biz|io|co|me|ly|gl|uk|de|ru|example|test|invalid)\b(?:/\S*)?")
+_EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_HANDLE = re.compile(r"(?<![\w@])@[a-z0-9_.]{3,}")
+_PHONE = re.compile(r"\+?\d[\d\s().-]{6,}\d")
+_MONEY = re.compile(r"[$€£]\s?\d[\d,.]*|\d[\d,.]*\s?(?:usd|eur|gbp|dollars|euros)")
+_WORD = re.compile(r"[^\W_]+|[!?]+|[\U0001F300-\U0001FAFF\u2600-\u27BF]")
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    """One labelled comment: label is "ok" or a category."""
+
+    body: str
+    author: str | None
+    label: str
+
+
+def features(text: str, author: str | None) -> list[str]:
+    """Feature strings for one (already normalised) comment and its author."""
+    s = text
+    feats: list[str] = []
+    for pat, tag in ((_URL, "URL"), (_EMAIL, "EMAIL"), (_HANDLE, "HANDLE"), (_PHONE, "PHONE"), (_MONEY, "MONEY")):
+        n = 0
+        for _ in pat.finditer(s):
+            n += 1
+        if n:
+            feats.append("t:" + tag)
+            if n > 1:
+                feats.append("t:" + tag + "+")
+            s = pat.sub(" " + tag.lower() + "tok ", s)
+    words = _WORD.findall(s)
+    feats.extend("w:" + w for w in words)
+    feats.extend("b:" + a + " " + b for a, b in zip(words, words[1:]))
+    for w in words:
+        if len(w) < 3 or not w.isalpha():
+            continue
+        p = " " + w + " "
+        for n in (3, 4):
+            for i in range(len(p) - n + 1):
+                feats.append("c:" + p[i:i + n])
+    if author:
+        for w in _WORD.findall(normalise(author).normalised):
+            feats.append("a:" + w)
+    else:
+        feats.append("a:<none>")
+    nw = len(words)
+    feats.append("len:" + ("0" if nw < 3 else "1" if nw < 8 else "2" if nw < 25 else "3" if nw < 60 else "4"))
+    return feats
+
+
+class Model:
+    """A fitted model, scored without scikit-learn."""
+
+    def __init__(self, vocab: dict[str, int], idf: np.ndarray, coef: np.ndarray,
+                 intercept: np.ndarray, classes: list[str], meta: dict) -> None:
+        self.vocab = vocab
+        self.idf = idf
+        self.coef_t = np.ascontiguousarray(coef.T)  # (features, classes): row gather is cheap
+        self.intercept = intercept
+        self.classes = classes
+        self.meta = meta
+        self.model_id = f"model@{meta.get('format', FORMAT_VERSION)}.{meta.get('trained_on', 0)}"
+
+    def predict(self, text: Text | str, author: str | None = None) -> dict[str, float]:
+        """Probability per label ("ok" and categories) for one comment."""
+        s = text.normalised if isinstance(text, Text) else normalise(text).normalised
+        counts: dict[int, int] = {}
+        vocab = self.vocab
+        for f in features(s, author):
+            j = vocab.get(f)
+            if j is not None:
+                counts[j] = counts.get(j, 0) + 1
+        if counts:
+            cols = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
+            tf = np.fromiter((1.0 + math.log(c) for c in counts.values()), dtype=np.float64, count=len(counts))
+            vals = tf * self.idf[cols]
+            norm = math.sqrt(float(vals @ vals))
+            if norm:
+                vals /= norm
+            z = vals @ self.coef_t[cols] + self.intercept
+        else:
+            z = self.intercept.copy()
+        if len(self.classes) == 2 and z.shape[0] == 1:
+            p1 = 1.0 / (1.0 + math.exp(-float(z[0])))
+            return {self.classes[0]: 1.0 - p1, self.classes[1]: p1}
+        z = z - z.max()
+        e = np.exp(z)
+        e /= e.sum()
+        return {c: float(p) for c, p in zip(self.classes, e)}
+
+
+def _identity(x: list[str]) -> list[str]:
+    return x
+
+
+def train(examples: Iterable[Example], *, C: float = 10.0) -> bytes:
+    """Fit on labelled examples and return a versioned blob for `load`."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    exs = list(examples)
+    docs = [features(normalise(e.body).normalised, e.author) for e in exs]
+    labels = [e.label for e in exs]
+    vec = TfidfVectorizer(analyzer=_identity, sublinear_tf=True, min_df=2, norm="l2")
+    X = vec.fit_transform(docs)
+    clf = LogisticRegression(C=C, class_weight="balanced", max_iter=3000)
+    clf.fit(X, labels)
+    vocab = {k: int(v) for k, v in vec.vocabulary_.items()}
+    payload = {
+        "format": FORMAT_VERSION,
+        "kind": "tfidf-logreg",
+        "trained_on": len(exs),
+        "classes": [str(c) for c in clf.classes_],
+        "vocab": sorted(vocab, key=vocab.get),
+        "idf": [round(float(x), 6) for x in vec.idf_],
+        "coef": [[round(float(x), 6) for x in row] for row in clf.coef_],
+        "intercept": [float(x) for x in clf.intercept_],
+    }
+    return gzip.compress(json.dumps(payload, separators=(",", ":")).encode("utf-8"), mtime=0)
+
+
+def load(blob: bytes) -> Model:
+    """Rebuild a model from a blob made by `train`; refuses unknown formats."""
+    payload = json.loads(gzip.decompress(blob).decode("utf-8"))
+    if payload.get("format") != FORMAT_VERSION or payload.get("kind") != "tfidf-logreg":
+        raise ValueError(f"unsupported model blob format {payload.get('format')!r}")
+    vocab = {f: i for i, f in enumerate(payload["vocab"])}
+    meta = {k: payload[k] for k in ("format", "kind", "trained_on")}
+    return Model(vocab, np.asarray(payload["idf"]), np.asarray(payload["coef"]),
+                 np.asarray(payload["intercept"]), list(payload["classes"]), meta)
+
+
+def read_jsonl_examples(path: Path) -> Iterator[Example]:
+    """Examples from a labelled JSONL file (shared/data/LABELS.md format)."""
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                r = json.loads(line)
+                yield Example(r["body"], r.get("author"), r["label"])
+
+
+def read_youtube_examples(path: Path) -> Iterator[Example]:
+    """Examples from a YouTube Spam Collection CSV: CONTENT and AUTHOR only (never DATE)."""
+    with open(path, encoding="utf-8", newline="") as f:
+        for r in csv.DictReader(f):
+            yield Example(r["CONTENT"], r["AUTHOR"], "spam" if r["CLASS"].strip() == "1" else "ok")
+
+
+def default_examples() -> list[Example]:
+    """Seed training data shipped in workers/filters/data/ (seed_*.jsonl and seed_*.csv)."""
+    out: list[Example] = []
+    for p in sorted(DATA.glob("seed_*.jsonl")):
+        out.extend(read_jsonl_examples(p))
+    for p in sorted(DATA.glob("seed_*.csv")):
+        out.extend(read_youtube_examples(p))
+    return out
+
+
+@lru_cache(maxsize=1)
+def default_model() -> Model:
+    """The model trained on the seed data, built once per process."""
+    return load(train(default_examples()))

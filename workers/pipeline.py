@@ -1,0 +1,114 @@
+"""normalise → filters → policy: the whole moderation chain for one comment, without I/O."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from workers.filters.base import Context, Filter, Finding
+from workers.model import Model, default_model
+from workers.normalise import normalise
+from workers.policy import Decision, PolicySettings, decide
+
+log = logging.getLogger(__name__)
+
+# (module, class) of the filters every engine runs besides spam and profanity
+_OPTIONAL_FILTERS = (
+    ("workers.filters.medical", "MedicalFilter"),
+    ("workers.filters.self_harm", "SelfHarmFilter"),
+    ("workers.filters.harassment", "HarassmentFilter"),
+)
+_BACKUP_CATEGORIES = ("unsafe_medical", "harassment", "self_harm")
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A decision together with the findings behind it."""
+
+    decision: Decision
+    findings: tuple[Finding, ...]
+    scores: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def action(self) -> str:
+        return self.decision.action
+
+    @property
+    def priority(self) -> str:
+        return self.decision.priority
+
+    @property
+    def published_body(self) -> str | None:
+        return self.decision.published_body
+
+    def to_json(self) -> dict[str, Any]:
+        """{"action","priority","categories","published_body","findings","scores","policy_version"}."""
+        d = self.decision
+        return {
+            "action": d.action,
+            "priority": d.priority,
+            "categories": list(d.categories),
+            "published_body": d.published_body,
+            "findings": [f.to_json() for f in self.findings],
+            "scores": dict(self.scores),
+            "policy_version": d.policy_version,
+        }
+
+
+def default_filters(model: Model | None) -> list[Filter]:
+    """Spam, profanity, and the medical/self-harm/harassment filters."""
+    from workers.filters.profanity import ProfanityFilter
+    from workers.filters.spam import SpamFilter
+
+    filters: list[Filter] = [SpamFilter(model=model), ProfanityFilter()]
+    for module, cls in _OPTIONAL_FILTERS:
+        try:
+            filters.append(getattr(importlib.import_module(module), cls)())
+        except (ImportError, AttributeError) as exc:  # pragma: no cover - only while modules are missing
+            log.warning("filter %s.%s unavailable: %s", module, cls, exc)
+    return filters
+
+
+class Engine:
+    """Holds the model and filters for one process; `classify` is pure given them."""
+
+    def __init__(self, settings: PolicySettings | None = None, model: Model | None = None,
+                 filters: Sequence[Filter] | None = None) -> None:
+        self.settings = settings or PolicySettings()
+        self.model = model if model is not None else default_model()
+        self.filters = list(filters) if filters is not None else default_filters(self.model)
+
+    def classify(self, body: str, author: str | None = None, context: Context | None = None) -> Verdict:
+        """Moderate one comment."""
+        ctx = context or Context(author=author)
+        if author is not None and ctx.author is None:
+            ctx = replace(ctx, author=author)
+        text = normalise(body)
+        probs = self.model.predict(text, ctx.author) if self.model is not None else {}
+        ctx = replace(ctx, extra={**ctx.extra, "model_probs": probs})
+        findings: list[Finding] = []
+        for f in self.filters:
+            findings.extend(f.check(text, ctx))
+        if probs:
+            mid = self.model.model_id
+            for cat in _BACKUP_CATEGORIES:
+                p = probs.get(cat, 0.0)
+                if p >= 0.2:
+                    findings.append(Finding(cat, p, f"{cat}.{mid}", (), "learned model"))
+        decision = decide(findings, self.settings, body)
+        return Verdict(decision, tuple(findings), decision.scores)
+
+    def classify_batch(self, items: Iterable[dict[str, Any]]) -> list[Verdict]:
+        """Moderate many comments ({body, author?}); duplicates within the batch count as recent."""
+        items = list(items)
+        keys = [" ".join(normalise(it["body"]).normalised.split()) for it in items]
+        counts = Counter(keys)
+        out = []
+        for it, key in zip(items, keys):
+            ctx = Context(author=it.get("author"), recent_duplicates=counts[key] - 1)
+            out.append(self.classify(it["body"], it.get("author"), ctx))
+        return out

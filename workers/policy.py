@@ -1,0 +1,141 @@
+"""Turn findings into a decision. Pure: the same findings and settings always give the same
+decision, and the decision names the policy version that made it.
+
+Rules, in order:
+- self_harm: always hold with urgent priority; never published, never blocked.
+- spam: block only when blatant (rules alone are very sure, or rules and the model agree);
+  otherwise hold. Being unsure means hold, never block.
+- unsafe_medical, harassment: hold.
+- profanity alone: publish with the profane words masked (mode "mask") or hold (mode "hold").
+- nothing above its threshold: publish unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from workers.filters.base import CATEGORIES, Finding
+from workers.filters.profanity import replace_spans
+
+POLICY_VERSION = "policy@1"
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySettings:
+    """Per-category thresholds; the web side builds one from environment settings."""
+
+    spam_hold: float = 0.5  # combined rule score that holds a comment
+    spam_block: float = 0.95  # combined score (rules + model) that blocks a comment
+    spam_block_rule_min: float = 0.85  # blocking needs at least one rule this sure
+    spam_model_hold: float = 0.5  # model probability that holds a comment on its own
+    profanity_hold: float = 0.5
+    profanity_mode: str = "mask"  # "mask": publish masked; "hold": send to moderators
+    unsafe_medical_hold: float = 0.5
+    self_harm_hold: float = 0.3
+    harassment_hold: float = 0.5
+    harassment_block: float | None = None  # None: harassment is held, never blocked
+    model_backup_hold: float = 0.75  # model-only doubt for medical/harassment/self_harm
+    model_weight: float = 1.0  # how much the learned spam model counts next to the rules
+
+    def __post_init__(self) -> None:
+        if self.profanity_mode not in ("mask", "hold"):
+            raise ValueError("profanity_mode must be 'mask' or 'hold'")
+
+    def hold_threshold(self, category: str) -> float:
+        """The score at which `category` holds a comment."""
+        return float(getattr(self, f"{category}_hold"))
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What happens to a comment and why."""
+
+    action: str  # publish | hold | block
+    priority: str  # normal | urgent
+    categories: tuple[str, ...]
+    published_body: str | None
+    policy_version: str = POLICY_VERSION
+    scores: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON shape."""
+        return {
+            "action": self.action,
+            "priority": self.priority,
+            "categories": list(self.categories),
+            "published_body": self.published_body,
+            "policy_version": self.policy_version,
+            "scores": dict(self.scores),
+        }
+
+
+def is_model_finding(f: Finding) -> bool:
+    """Findings from the learned model carry a rule id like 'spam.model@1.400'."""
+    return ".model@" in f.rule
+
+
+def _noisy_or(scores: Iterable[float]) -> float:
+    p = 1.0
+    for s in scores:
+        p *= 1.0 - max(0.0, min(1.0, s))
+    return 1.0 - p
+
+
+def category_scores(findings: Sequence[Finding], settings: PolicySettings) -> dict[str, dict[str, float]]:
+    """Per category: rule score (noisy-OR of the strongest finding per rule), model score, combined."""
+    out: dict[str, dict[str, float]] = {}
+    for cat in CATEGORIES:
+        per_rule: dict[str, float] = {}
+        model = 0.0
+        for f in findings:
+            if f.category != cat:
+                continue
+            if is_model_finding(f):
+                model = max(model, f.score)
+            else:
+                per_rule[f.rule] = max(per_rule.get(f.rule, 0.0), f.score)
+        rules = _noisy_or(per_rule.values())
+        top = max(per_rule.values(), default=0.0)
+        combined = _noisy_or((rules, model * settings.model_weight)) if cat == "spam" else rules
+        out[cat] = {"rules": rules, "top_rule": top, "model": model, "combined": combined}
+    return out
+
+
+def decide(findings: Sequence[Finding], thresholds: PolicySettings, original: str) -> Decision:
+    """The decision for one comment given every filter's findings."""
+    s = thresholds
+    sc = category_scores(findings, s)
+    triggered: list[str] = []
+    for cat in CATEGORIES:
+        c = sc[cat]
+        hold = s.hold_threshold(cat)
+        if cat == "spam":
+            hit = c["rules"] >= hold or c["model"] * s.model_weight >= s.spam_model_hold
+        elif cat == "profanity":
+            hit = c["rules"] >= hold
+        else:
+            hit = c["rules"] >= hold or c["model"] >= max(hold, s.model_backup_hold)
+        if hit:
+            triggered.append(cat)
+    scores = {cat: round(max(sc[cat]["combined"], sc[cat]["model"]), 4) for cat in CATEGORIES}
+    cats = tuple(triggered)
+
+    if "self_harm" in triggered:
+        return Decision("hold", "urgent", cats, None, POLICY_VERSION, scores)
+    spam = sc["spam"]
+    if ("spam" in triggered and spam["combined"] >= s.spam_block
+            and spam["top_rule"] >= s.spam_block_rule_min):
+        return Decision("block", "normal", cats, None, POLICY_VERSION, scores)
+    if (s.harassment_block is not None and "harassment" in triggered
+            and sc["harassment"]["rules"] >= s.harassment_block):
+        return Decision("block", "normal", cats, None, POLICY_VERSION, scores)
+    if any(c in triggered for c in ("spam", "unsafe_medical", "harassment")):
+        return Decision("hold", "normal", cats, None, POLICY_VERSION, scores)
+    if "profanity" in triggered:
+        if s.profanity_mode == "hold":
+            return Decision("hold", "normal", cats, None, POLICY_VERSION, scores)
+        spans = [sp for f in findings if f.category == "profanity" and not is_model_finding(f) for sp in f.spans]
+        return Decision("publish", "normal", cats, replace_spans(original, spans), POLICY_VERSION, scores)
+    return Decision("publish", "normal", cats, original, POLICY_VERSION, scores)
