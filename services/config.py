@@ -14,6 +14,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# Settings whose variable is not simply the field name upper-cased.
+ENV_NAMES = {"bootstrap_token": "TRIAGE_BOOTSTRAP_TOKEN"}
+
+
 def _bool(value: str) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
@@ -67,6 +71,53 @@ class Settings:
         ),
         metadata={"doc": "Crisis resources, `label|url` pairs separated by `;`."},
     )
+    author_salt: str = field(
+        default="change-me-in-production",
+        metadata={"doc": "Secret salt for author and IP hashes (set it in production)."},
+    )
+    bootstrap_token: str = field(
+        default="",
+        metadata={"doc": "`TRIAGE_BOOTSTRAP_TOKEN`: creates an admin key with this value at start (development)."},
+    )
+    banned_action: str = field(
+        default="hold", metadata={"doc": "What happens to a banned author's comments: `hold` or `reject`."}
+    )
+    trust_min_approved: int = field(
+        default=3,
+        metadata={"doc": "Approved comments (and none rejected) that make an author trusted."},
+    )
+    report_threshold: int = field(
+        default=3, metadata={"doc": "Community reports that take a comment off the public endpoint."}
+    )
+    report_threshold_self_harm: int = field(
+        default=1, metadata={"doc": "The same for reports with reason `self_harm`."}
+    )
+    retrain_interval: int = field(
+        default=300, metadata={"doc": "Seconds between background rebuilds of the learned model."}
+    )
+    retrain_max_examples: int = field(
+        default=20000, metadata={"doc": "Newest stored examples a rebuild learns from (bounds its cost)."}
+    )
+    ratelimit_enabled: bool = field(
+        default=True, metadata={"doc": "`false` switches every rate limit off (benchmarks, load tests)."}
+    )
+    ratelimit_storage_url: str = field(
+        default="", metadata={"doc": "Where limits are counted; empty means `REDIS_URL`."}
+    )
+    ratelimit_post_ip: str = field(
+        default="10 per minute;100 per hour", metadata={"doc": "Comments per client IP."}
+    )
+    ratelimit_post_author: str = field(
+        default="1 per 3 seconds;30 per hour",
+        metadata={"doc": "Comments per author (email, else name), in the spirit of Coral's default."},
+    )
+    ratelimit_reports: str = field(default="20 per hour", metadata={"doc": "Reports per client IP."})
+    ratelimit_auth_failures: str = field(
+        default="10 per minute", metadata={"doc": "Failed moderator sign-ins per client IP."}
+    )
+    proxy_hops: int = field(
+        default=0, metadata={"doc": "Trusted reverse proxies in front of the API (for client IPs)."}
+    )
     demo_article_slug: str = field(
         default="ketamine-new-hope-depression", metadata={"doc": "Slug of the seeded article."}
     )
@@ -77,13 +128,13 @@ class Settings:
         env = dict(os.environ if env is None else env)
         values: dict[str, Any] = {}
         for f in fields(cls):
-            raw = env.get(f.name.upper())
+            raw = env.get(ENV_NAMES.get(f.name, f.name.upper()))
             if raw is None or raw == "":
                 continue
-            if f.type in ("int", int):
-                values[f.name] = int(raw)
-            elif f.type in ("bool", bool):
+            if f.type in ("bool", bool):
                 values[f.name] = _bool(raw)
+            elif f.type in ("int", int):
+                values[f.name] = int(raw)
             elif f.type in ("float", float):
                 values[f.name] = float(raw)
             else:
@@ -111,5 +162,5 @@ def settings_table() -> str:
         shown = str(default).replace("|", "\\|")
         if len(shown) > 60:
             shown = shown[:57] + "…"
-        rows.append(f"| `{f.name.upper()}` | `{shown}` | {f.metadata.get('doc', '')} |")
+        rows.append(f"| `{ENV_NAMES.get(f.name, f.name.upper())}` | `{shown}` | {f.metadata.get('doc', '')} |")
     return "\n".join(rows)

@@ -55,6 +55,8 @@ def settings(database_url: str) -> Settings:
         queue_name=f"moderation-test-{uuid.uuid4().hex[:8]}",
         visibility_timeout=5,
         log_level="WARNING",
+        ratelimit_enabled=False,
+        author_salt="test-salt",
     )
 
 
@@ -84,7 +86,7 @@ def events() -> InMemoryPublisher:
 @pytest.fixture
 def service(settings: Settings, dispatch: RecordingDispatch, events: InMemoryPublisher) -> Iterator[CommentService]:
     db = Database(settings.database_url)
-    svc = CommentService(db, dispatch=dispatch, publisher=events)
+    svc = CommentService(db, dispatch=dispatch, publisher=events, salt=settings.author_salt)
     svc.add_article(DEMO, "Ketamine a new hope for people suffering from depression?")
     yield svc
     db.dispose()

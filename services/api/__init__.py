@@ -12,7 +12,11 @@ from ..db import Database
 from ..events import RedisPublisher
 from ..comments.service import CommentService
 from ..logs import setup_logging
-from . import ops, problems, public
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from ..comments.moderation import ModerationRules, ModerationService
+from . import moderation, ops, problems, public
+from .limits import init_limits
 from .queue import TaskSender
 
 
@@ -27,9 +31,22 @@ def create_app(settings: Settings | None = None, *, service: CommentService | No
     if service is None:
         db = Database(settings.database_url)
         sender = TaskSender(settings)
-        service = CommentService(db, dispatch=sender.moderate, publisher=RedisPublisher(settings.redis_url))
+        service = CommentService(db, dispatch=sender.moderate,
+                                 publisher=RedisPublisher(settings.redis_url),
+                                 salt=settings.author_salt)
         app.extensions["triage.sender"] = sender
     app.extensions["triage.service"] = service
+    mod = ModerationService(service, ModerationRules(
+        report_threshold=settings.report_threshold,
+        report_threshold_self_harm=settings.report_threshold_self_harm,
+        trust_min_approved=settings.trust_min_approved,
+    ))
+    app.extensions["triage.moderation"] = mod
+    if settings.bootstrap_token:
+        mod.ensure_key("bootstrap", "admin", settings.bootstrap_token)
+    if settings.proxy_hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops)  # type: ignore[method-assign]
+    init_limits(app, settings)
 
     @app.before_request
     def _request_id() -> None:
@@ -46,5 +63,6 @@ def create_app(settings: Settings | None = None, *, service: CommentService | No
     problems.register(app)
     app.register_blueprint(public.bp)
     app.register_blueprint(ops.bp)
+    app.register_blueprint(moderation.bp)
     logging.getLogger("triage.api").debug("app created")
     return app

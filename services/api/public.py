@@ -10,8 +10,9 @@ from pydantic import ValidationError
 from ..comments.errors import Invalid
 from ..comments.models import Status
 from ..comments.service import CommentService, NewComment, _iso
+from .limits import author_key, limiter, post_author_limit, post_ip_limit, reports_limit
 from .problems import problem, validation_errors
-from .schemas import CommentIn, ListQuery
+from .schemas import CommentIn, ListQuery, ReportIn
 
 bp = Blueprint("public", __name__)
 
@@ -42,6 +43,8 @@ def _problem(exc: _Problem) -> Response:
 
 
 @bp.post("/v1/articles/<slug>/comments")
+@limiter.limit(post_ip_limit)
+@limiter.limit(post_author_limit, key_func=author_key)
 def post_comment(slug: str) -> tuple[Response, int, dict[str, str]]:
     payload = json_body()
     if not isinstance(payload, dict):
@@ -55,6 +58,7 @@ def post_comment(slug: str) -> tuple[Response, int, dict[str, str]]:
         slug,
         NewComment(author=data.author, body=data.body, email=data.email, parent_id=data.parent_id),
         request_id=g.get("request_id"),
+        ip=request.remote_addr,
     )
     location = f"/v1/comments/{comment.id}"
     body = {"id": comment.id, "status": "pending", "links": {"self": location}}
@@ -67,7 +71,8 @@ def get_comment(comment_id: str) -> Response:
     body: dict[str, Any] = {
         "id": comment.id,
         "article": slug,
-        "status": comment.status,
+        # A reported comment is, for its author, simply awaiting a moderator again.
+        "status": Status.HELD if comment.status == Status.REPORTED else comment.status,
         "created_at": _iso(comment.created_at),
         "decided_at": _iso(comment.decided_at),
     }
@@ -85,3 +90,17 @@ def list_comments(slug: str) -> Response:
         raise Invalid("The query did not pass validation.", errors=validation_errors(exc)) from exc
     items, next_cursor = service().approved(slug, q.limit, q.cursor)
     return jsonify({"items": items, "next_cursor": next_cursor})
+
+
+@bp.post("/v1/comments/<comment_id>/reports")
+@limiter.limit(reports_limit)
+def report(comment_id: str) -> tuple[Response, int]:
+    payload = json_body()
+    try:
+        data = ReportIn.model_validate(payload)
+    except ValidationError as exc:
+        raise Invalid("The report did not pass validation.", errors=validation_errors(exc)) from exc
+    mod = current_app.extensions["triage.moderation"]
+    reporter = service().hash_ref("reporter", request.remote_addr or "")
+    result = mod.report(comment_id, data.reason, reporter)
+    return jsonify({"id": result["id"], "reports": result["reports"]}), 202

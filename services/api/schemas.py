@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
@@ -98,3 +99,52 @@ class Health(BaseModel):
 
 
 __all__ = ["CommentIn", "Accepted", "CommentStatus", "CommentPage", "ListQuery", "Problem"]
+
+
+class DecisionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["approve", "reject", "hold"]
+    reason: Annotated[str, Trimmed, Field(max_length=200)] | None = None
+    note: Annotated[str, Trimmed, Field(max_length=2000)] | None = None
+
+
+class BulkItem(DecisionIn):
+    id: Annotated[str, Field(min_length=1, max_length=64)]
+    version: int | None = None
+
+
+class BulkIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    decisions: list[BulkItem] = Field(min_length=1, max_length=100)
+
+
+class QueueQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    status: Literal["held", "rejected", "approved", "reported", "pending"] = "held"
+    category: Annotated[str, Field(max_length=40)] | None = None
+    priority: Literal["urgent", "normal"] | None = None
+    article: Annotated[str, Field(max_length=200)] | None = None
+    limit: int = Field(default=50, ge=1, le=100)
+    cursor: Annotated[str, Field(max_length=512)] | None = None
+
+
+class BanIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    until: datetime | None = None
+    reason: Annotated[str, Trimmed, Field(max_length=500)] | None = None
+
+
+class ReportIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Literal["spam", "abuse", "misinformation", "self_harm", "other"]
+
+
+class ListIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[Annotated[str, Trimmed, Field(min_length=1, max_length=200)]] = Field(max_length=5000)

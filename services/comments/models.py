@@ -38,7 +38,13 @@ class Status:
     APPROVED = "approved"
     HELD = "held"
     REJECTED = "rejected"
-    ALL = (PENDING, APPROVED, HELD, REJECTED)
+    # Taken off the public endpoint by community reports, awaiting a moderator.
+    REPORTED = "reported"
+    ALL = (PENDING, APPROVED, HELD, REJECTED, REPORTED)
+
+
+# Queue order: urgent items first; a column so the queue can be keyset-paginated.
+PRIORITY_RANK = {"urgent": 0, "normal": 1}
 
 
 ACTION_TO_STATUS = {"publish": Status.APPROVED, "hold": Status.HELD, "block": Status.REJECTED}
@@ -67,7 +73,19 @@ class Comment(Base):
     published_body: Mapped[str | None] = mapped_column(Text, nullable=True)
     status: Mapped[str] = mapped_column(String(16), nullable=False, default=Status.PENDING)
     priority: Mapped[str] = mapped_column(String(16), nullable=False, default="normal")
+    rank: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
     categories: Mapped[list[str]] = mapped_column(JSON, nullable=False, default=list)
+    # The engine's latest findings, kept on the row so the moderators' queue is one query.
+    findings: Mapped[list[dict[str, Any]]] = mapped_column(JSON, nullable=False, default=list)
+    scores: Mapped[dict[str, float]] = mapped_column(JSON, nullable=False, default=dict)
+    policy_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The body with profanity masked, computed by the engine even when it held the comment,
+    # so a moderator's approval publishes the masked text.
+    masked_body: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Salted hashes: who wrote it (email, else IP) and from where; never shown publicly.
+    author_ref: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    ip_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    report_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     # Bumped by every decision; decisions are unique per (comment, version).
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
     request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -77,6 +95,7 @@ class Comment(Base):
     __table_args__ = (
         Index("ix_comments_public", "article_id", "status", "created_at", "id"),
         Index("ix_comments_status_created", "status", "created_at"),
+        Index("ix_comments_queue", "status", "rank", "created_at", "id"),
     )
 
 
@@ -130,3 +149,65 @@ class LearnedModel(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     __table_args__ = (Index("ix_learned_models_name_id", "name", "id"),)
+
+
+class ApiKey(Base):
+    """A moderator's or admin's key; only its SHA-256 is stored."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(120), nullable=False)
+    role: Mapped[str] = mapped_column(String(16), nullable=False)
+    key_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    prefix: Mapped[str] = mapped_column(String(12), nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class AuthorBan(Base):
+    __tablename__ = "author_bans"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    author_ref: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    actor: Mapped[str] = mapped_column(String(120), nullable=False)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    lifted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Report(Base):
+    __tablename__ = "reports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    comment_id: Mapped[str] = mapped_column(ForeignKey("comments.id"), nullable=False)
+    reporter_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    reason: Mapped[str] = mapped_column(String(32), nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (UniqueConstraint("comment_id", "reporter_hash", name="uq_report_once"),)
+
+
+class ModerationList(Base):
+    """Site-editable term and domain lists; `version` lets workers notice a change cheaply."""
+
+    __tablename__ = "moderation_lists"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    items: Mapped[list[str]] = mapped_column(JSON, nullable=False, default=list)
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ListChange(Base):
+    """Append-only history of list edits."""
+
+    __tablename__ = "list_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), nullable=False)
+    actor: Mapped[str] = mapped_column(String(120), nullable=False)
+    before: Mapped[list[str]] = mapped_column(JSON, nullable=False)
+    after: Mapped[list[str]] = mapped_column(JSON, nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

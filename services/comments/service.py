@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterable
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from ..db import Database
 from ..events import Publisher
@@ -18,6 +20,7 @@ from . import repository as repo
 from .errors import Invalid, NotFound
 from .models import (
     ACTION_TO_STATUS,
+    PRIORITY_RANK,
     Article,
     Comment,
     Decision,
@@ -87,10 +90,16 @@ class CommentService:
         db: Database,
         dispatch: Dispatch | None = None,
         publisher: Publisher | None = None,
+        salt: str = "",
     ) -> None:
         self.db = db
         self.dispatch = dispatch
         self.publisher = publisher
+        self.salt = salt
+
+    def hash_ref(self, kind: str, value: str) -> str:
+        """Salted hash identifying an author or reporter without keeping who they are."""
+        return salted_hash(self.salt, kind, value)
 
     # -- articles ---------------------------------------------------------------------------
     def add_article(self, slug: str, title: str) -> Article:
@@ -112,7 +121,9 @@ class CommentService:
             return list(s.scalars(select(Article).order_by(Article.id)))
 
     # -- commenters ---------------------------------------------------------------------------
-    def submit(self, slug: str, new: NewComment, request_id: str | None = None) -> Comment:
+    def submit(
+        self, slug: str, new: NewComment, request_id: str | None = None, ip: str | None = None
+    ) -> Comment:
         """Store a comment as pending, commit, and only then hand it to the queue."""
         with self.db.session() as s:
             art = repo.article_by_slug(s, slug)
@@ -132,6 +143,8 @@ class CommentService:
                 body=new.body,
                 parent_id=new.parent_id,
                 request_id=request_id,
+                author_ref=author_ref(self.salt, new.email, ip),
+                ip_hash=self.hash_ref("ip", ip) if ip else None,
             )
             s.add(comment)
         # Committed: a failed send leaves the comment pending for the sweeper, never lost.
@@ -190,46 +203,28 @@ class CommentService:
 
     def record_engine_decision(self, comment_id: str, verdict: dict[str, Any]) -> bool:
         """Apply the engine's verdict once; False if the comment was already decided."""
-        to_status = ACTION_TO_STATUS[verdict["action"]]
         try:
             with self.db.session() as s:
                 c = s.get(Comment, comment_id)
                 if c is None or c.status != Status.PENDING:
                     return False
-                s.add(
-                    Decision(
-                        comment_id=c.id,
-                        comment_version=c.version,
-                        actor="engine",
-                        action=verdict["action"],
-                        from_status=c.status,
-                        to_status=to_status,
-                        reason=verdict.get("reason") or ", ".join(verdict.get("categories", [])),
-                        priority=verdict.get("priority", "normal"),
-                        categories=list(verdict.get("categories", [])),
-                        findings=list(verdict.get("findings", [])),
-                        scores=dict(verdict.get("scores", {})),
-                        policy_version=verdict.get("policy_version"),
-                    )
-                )
-                c.status = to_status
-                c.priority = verdict.get("priority", "normal")
-                c.categories = list(verdict.get("categories", []))
+                c.findings = list(verdict.get("findings", []))
+                c.scores = dict(verdict.get("scores", {}))
+                c.policy_version = verdict.get("policy_version")
+                c.masked_body = verdict.get("masked_body")
                 c.published_body = verdict.get("published_body")
-                c.decided_at = utcnow()
-                c.version += 1
-                slug = s.get(Article, c.article_id).slug  # type: ignore[union-attr]
+                emitted = transition(
+                    s, c, actor="engine", action=verdict["action"],
+                    to_status=ACTION_TO_STATUS[verdict["action"]],
+                    reason=verdict.get("reason") or ", ".join(verdict.get("categories", [])),
+                    priority=verdict.get("priority", "normal"),
+                    categories=list(verdict.get("categories", [])),
+                    policy_version=verdict.get("policy_version"),
+                )
         except IntegrityError:
             # Another delivery of the same task got there first: that decision stands.
             return False
-        event = {
-            Status.APPROVED: "comment.published",
-            Status.HELD: "comment.held",
-            Status.REJECTED: "comment.rejected",
-        }[to_status]
-        self._emit(event, c, slug)
-        if c.priority == "urgent":
-            self._emit("comment.urgent", c, slug)
+        self.emit_all(emitted)
         return True
 
     def stale_pending(self, older_than_seconds: int, limit: int = 1000) -> list[str]:
@@ -277,13 +272,90 @@ class CommentService:
 
     # -- events -------------------------------------------------------------------------------
     def _emit(self, kind: str, c: Comment, slug: str) -> None:
+        self.emit_all([(kind, event_payload(c, slug))])
+
+    def emit_all(self, events: list[tuple[str, dict[str, Any]]]) -> None:
+        """Publish events after the commit that caused them."""
         if self.publisher is None:
             return
-        try:
-            self.publisher.publish(
-                kind,
-                {"id": c.id, "article": slug, "status": c.status, "priority": c.priority,
-                 "categories": list(c.categories or [])},
-            )
-        except Exception:  # noqa: BLE001 - events are best effort; the database is the truth
-            log.warning("event publish failed", extra={"event": kind, "comment_id": c.id})
+        for kind, payload in events:
+            try:
+                self.publisher.publish(kind, payload)
+            except Exception:  # noqa: BLE001 - events are best effort; the database is the truth
+                log.warning("event publish failed", extra={"event": kind, "comment_id": payload.get("id")})
+
+
+def event_payload(c: Comment, slug: str) -> dict[str, Any]:
+    return {"id": c.id, "article": slug, "status": c.status, "priority": c.priority,
+            "categories": list(c.categories or [])}
+
+
+STATUS_EVENT = {
+    Status.APPROVED: "comment.published",
+    Status.HELD: "comment.held",
+    Status.REJECTED: "comment.rejected",
+    Status.REPORTED: "comment.reported",
+}
+
+
+def transition(
+    s: Session,
+    c: Comment,
+    *,
+    actor: str,
+    action: str,
+    to_status: str,
+    reason: str | None,
+    priority: str | None = None,
+    categories: list[str] | None = None,
+    policy_version: str | None = None,
+) -> list[tuple[str, dict[str, Any]]]:
+    """The one way a comment changes state: an appended Decision, the row updated, the version
+    bumped. Returns the events to publish once the caller's transaction has committed."""
+    from_status = c.status
+    if priority is not None:
+        c.priority = priority
+        c.rank = PRIORITY_RANK.get(priority, 1)
+    if categories is not None:
+        c.categories = categories
+    s.add(
+        Decision(
+            comment_id=c.id,
+            comment_version=c.version,
+            actor=actor,
+            action=action,
+            from_status=from_status,
+            to_status=to_status,
+            reason=reason,
+            priority=c.priority,
+            categories=list(c.categories or []),
+            findings=list(c.findings or []),
+            scores=dict(c.scores or {}),
+            policy_version=policy_version or c.policy_version,
+        )
+    )
+    if to_status == Status.APPROVED and c.published_body is None:
+        # Approving publishes the masked text wherever the engine masked it.
+        c.published_body = c.masked_body if c.masked_body is not None else c.body
+    c.status = to_status
+    c.decided_at = utcnow()
+    c.version += 1
+    s.flush()  # the unique (comment, version) constraint speaks now, inside the transaction
+    slug = s.get(Article, c.article_id).slug  # type: ignore[union-attr]
+    events = [(STATUS_EVENT[to_status], event_payload(c, slug))]
+    if to_status == Status.HELD and c.priority == "urgent":
+        events.append(("comment.urgent", event_payload(c, slug)))
+    return events
+
+
+def salted_hash(salt: str, kind: str, value: str) -> str:
+    return hashlib.sha256(f"{salt}\x00{kind}\x00{value}".encode()).hexdigest()
+
+
+def author_ref(salt: str, email: str | None, ip: str | None) -> str | None:
+    """Authors are known by a salted hash of their email, else of their IP."""
+    if email:
+        return salted_hash(salt, "email", email.strip().lower())
+    if ip:
+        return salted_hash(salt, "ip", ip)
+    return None

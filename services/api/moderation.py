@@ -1,0 +1,166 @@
+"""Moderator and admin routes (Bearer keys with a role)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import Blueprint, Response, current_app, g, jsonify, request
+from pydantic import BaseModel, ValidationError
+
+from ..comments.errors import Invalid
+from ..comments.moderation import ModerationService, Principal
+from .limits import auth_failures_limit, limiter
+from .problems import problem, validation_errors
+from .schemas import BanIn, BulkIn, DecisionIn, ListIn, QueueQuery
+
+bp = Blueprint("moderation", __name__)
+M = TypeVar("M", bound=BaseModel)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def moderation() -> ModerationService:
+    return current_app.extensions["triage.moderation"]  # type: ignore[no-any-return]
+
+
+class AuthError(Exception):
+    def __init__(self, status: int, detail: str) -> None:
+        self.status, self.detail = status, detail
+
+
+@bp.errorhandler(AuthError)
+def _auth_error(exc: AuthError) -> Response:
+    if exc.status == 401:
+        return problem(401, "Unauthorized", exc.detail, "unauthorized",
+                       headers={"WWW-Authenticate": 'Bearer realm="triage"'})
+    return problem(403, "Forbidden", exc.detail, "forbidden")
+
+
+def require(role: str) -> Callable[[F], F]:
+    """Bearer key with `role` (admin may do everything a moderator may)."""
+
+    def deco(fn: F) -> F:
+        @wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            header = request.headers.get("Authorization", "")
+            scheme, _, token = header.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise AuthError(401, "Send Authorization: Bearer <key>.")
+            who = moderation().authenticate(token.strip())
+            if who is None:
+                raise AuthError(401, "Unknown or revoked key.")
+            if role == "admin" and who.role != "admin":
+                raise AuthError(403, "This needs an admin key.")
+            g.principal = who
+            return fn(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return deco
+
+
+# Only failed sign-ins count against the limit; a busy moderator is never throttled.
+limiter.limit(auth_failures_limit, deduct_when=lambda r: r.status_code == 401)(bp)
+
+
+def parse(model: type[M], data: Any) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise Invalid("The request did not pass validation.", errors=validation_errors(exc)) from exc
+
+
+def body_json() -> Any:
+    from .public import json_body
+
+    return json_body()
+
+
+def actor() -> str:
+    who: Principal = g.principal
+    return who.name
+
+
+@bp.get("/v1/moderation/queue")
+@require("moderator")
+def queue() -> Response:
+    q = parse(QueueQuery, request.args.to_dict())
+    items, cursor = moderation().queue(q.status, q.category, q.priority, q.article, q.limit, q.cursor)
+    return jsonify({"items": items, "next_cursor": cursor})
+
+
+@bp.get("/v1/moderation/comments/<comment_id>")
+@require("moderator")
+def comment(comment_id: str) -> Response:
+    return jsonify(moderation().detail(comment_id))
+
+
+def _if_match() -> int:
+    raw = request.headers.get("If-Match")
+    if raw is None:
+        raise _Precondition()
+    m = re.fullmatch(r'\s*(?:W/)?"?(\d+)"?\s*', raw)
+    if not m:
+        raise Invalid("If-Match must carry the comment's version.",
+                      errors=[{"field": "If-Match", "message": "expected a version number"}])
+    return int(m.group(1))
+
+
+class _Precondition(Exception):
+    pass
+
+
+@bp.errorhandler(_Precondition)
+def _precondition(_: _Precondition) -> Response:
+    return problem(428, "Precondition required",
+                   "Send If-Match with the version you reviewed, so no decision overwrites another.",
+                   "precondition-required")
+
+
+@bp.post("/v1/moderation/comments/<comment_id>/decision")
+@require("moderator")
+def decide(comment_id: str) -> Response:
+    version = _if_match()
+    d = parse(DecisionIn, body_json())
+    state = moderation().decide(comment_id, d.action, actor(), version, d.reason, d.note)
+    resp = jsonify(state)
+    resp.headers["ETag"] = f'"{state["version"]}"'
+    return resp
+
+
+@bp.post("/v1/moderation/decisions")
+@require("moderator")
+def bulk() -> Response:
+    data = parse(BulkIn, body_json())
+    results = moderation().bulk_decide([d.model_dump() for d in data.decisions], actor())
+    return jsonify({"results": results})
+
+
+@bp.post("/v1/moderation/authors/<author_ref>/ban")
+@require("moderator")
+def ban(author_ref: str) -> Response:
+    data = parse(BanIn, request.get_json(silent=True) or {})
+    return jsonify(moderation().ban(author_ref, actor(), data.until, data.reason))
+
+
+@bp.post("/v1/moderation/authors/<author_ref>/unban")
+@require("moderator")
+def unban(author_ref: str) -> Response:
+    return jsonify(moderation().unban(author_ref, actor()))
+
+
+@bp.get("/v1/admin/lists/<name>")
+@require("admin")
+def get_list(name: str) -> Response:
+    out = moderation().get_list(name)
+    out["history"] = moderation().list_history(name)
+    return jsonify(out)
+
+
+@bp.put("/v1/admin/lists/<name>")
+@require("admin")
+def put_list(name: str) -> Response:
+    data = parse(ListIn, body_json())
+    return jsonify(moderation().put_list(name, data.items, actor()))

@@ -1,0 +1,388 @@
+"""Moderators' use cases: the queue, decisions with a history, bans, reports, lists, keys."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import hmac
+import json
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ..db import Database
+from .errors import Conflict, Invalid, NotFound
+from .models import (
+    ApiKey,
+    Article,
+    AuthorBan,
+    Comment,
+    Decision,
+    ListChange,
+    ModerationList,
+    Report,
+    Status,
+    TrainingExample,
+    utcnow,
+)
+from .service import CommentService, _iso, salted_hash, transition
+
+ACTIONS = {"approve": Status.APPROVED, "reject": Status.REJECTED, "hold": Status.HELD}
+ROLES = ("moderator", "admin")
+LIST_NAMES = ("blocked_terms", "suspect_terms", "blocked_domains", "allowed_domains")
+REPORT_REASONS = ("spam", "abuse", "misinformation", "self_harm", "other")
+LABELS = {"ok", "spam", "profanity", "unsafe_medical", "self_harm", "harassment"}
+REPORT_LABEL = {"spam": "spam", "abuse": "harassment", "misinformation": "unsafe_medical",
+                "self_harm": "self_harm"}
+
+
+@dataclass(frozen=True)
+class ModerationRules:
+    report_threshold: int = 3
+    report_threshold_self_harm: int = 1
+    trust_min_approved: int = 3
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a key's name and role."""
+
+    key_id: int
+    name: str
+    role: str
+
+
+def hash_key(key: str) -> str:
+    # Keys are 256 random bits, so an unsalted SHA-256 is enough to make a leaked table useless.
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.timezone.utc)
+    return value
+
+
+def _cursor(c: Comment) -> str:
+    raw = json.dumps([c.rank, _iso(c.created_at), c.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _uncursor(cursor: str) -> tuple[int, dt.datetime, str]:
+    try:
+        rank, at, cid = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return int(rank), dt.datetime.fromisoformat(at.replace("Z", "+00:00")), str(cid)
+    except (ValueError, TypeError) as exc:
+        raise Invalid("The cursor is not one this API handed out.",
+                      errors=[{"field": "cursor", "message": "malformed cursor"}]) from exc
+
+
+class ModerationService:
+    """Moderator and admin actions over the same database as the comments service."""
+
+    def __init__(self, comments: CommentService, rules: ModerationRules | None = None) -> None:
+        self.comments = comments
+        self.db: Database = comments.db
+        self.rules = rules or ModerationRules()
+
+    # -- keys ----------------------------------------------------------------------------------
+    def create_key(self, name: str, role: str, key: str | None = None) -> tuple[ApiKey, str]:
+        """Create a key; the plaintext is returned once and never stored."""
+        if role not in ROLES:
+            raise Invalid(f"role must be one of {', '.join(ROLES)}",
+                          errors=[{"field": "role", "message": "unknown role"}])
+        key = key or "trg_" + secrets.token_urlsafe(32)
+        with self.db.session() as s:
+            row = ApiKey(name=name, role=role, key_hash=hash_key(key), prefix=key[:8])
+            s.add(row)
+        return row, key
+
+    def ensure_key(self, name: str, role: str, key: str) -> None:
+        """Create the key unless a live key with this value exists (development bootstrap)."""
+        with self.db.session() as s:
+            found = s.scalars(select(ApiKey).where(ApiKey.key_hash == hash_key(key))).first()
+            if found is not None:
+                found.revoked_at = None
+                found.role = role
+                return
+        try:
+            self.create_key(name, role, key)
+        except IntegrityError:
+            pass  # another process created it at the same moment
+
+    def list_keys(self) -> list[ApiKey]:
+        with self.db.session() as s:
+            return list(s.scalars(select(ApiKey).order_by(ApiKey.id)))
+
+    def revoke_key(self, key_id: int) -> ApiKey:
+        with self.db.session() as s:
+            row = s.get(ApiKey, key_id)
+            if row is None:
+                raise NotFound(f"No key with id {key_id}.")
+            row.revoked_at = row.revoked_at or utcnow()
+            return row
+
+    def authenticate(self, key: str) -> Principal | None:
+        """The principal for a presented key, or None (unknown or revoked)."""
+        digest = hash_key(key)
+        with self.db.session() as s:
+            row = s.scalars(select(ApiKey).where(ApiKey.key_hash == digest)).first()
+            # The lookup is by hash; compare again in constant time before trusting it.
+            if row is None or row.revoked_at is not None or not hmac.compare_digest(row.key_hash, digest):
+                return None
+            return Principal(row.id, row.name, row.role)
+
+    # -- the queue -----------------------------------------------------------------------------
+    def queue(
+        self,
+        status: str = Status.HELD,
+        category: str | None = None,
+        priority: str | None = None,
+        article: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Urgent first, then oldest first."""
+        with self.db.session() as s:
+            q = select(Comment, Article.slug).join(Article, Article.id == Comment.article_id)
+            q = q.where(Comment.status == status)
+            if priority:
+                q = q.where(Comment.priority == priority)
+            if article:
+                q = q.where(Article.slug == article)
+            if cursor:
+                rank, at, cid = _uncursor(cursor)
+                q = q.where(or_(
+                    Comment.rank > rank,
+                    and_(Comment.rank == rank, Comment.created_at > at),
+                    and_(Comment.rank == rank, Comment.created_at == at, Comment.id > cid),
+                ))
+            q = q.order_by(Comment.rank, Comment.created_at, Comment.id)
+            items: list[dict[str, Any]] = []
+            last: Comment | None = None
+            more = False
+            # Category lives in a JSON list; filter in Python so SQLite and PostgreSQL agree.
+            for c, slug in s.execute(q.limit(limit * 20 if category else limit + 1)):
+                if category and category not in (c.categories or []):
+                    continue
+                if len(items) == limit:
+                    more = True
+                    break
+                items.append(self.view(c, slug))
+                last = c
+            return items, (_cursor(last) if more and last is not None else None)
+
+    @staticmethod
+    def view(c: Comment, slug: str) -> dict[str, Any]:
+        """The moderators' shape of a comment (they may see the email)."""
+        return {
+            "id": c.id,
+            "article": slug,
+            "author": c.author,
+            "email": c.email,
+            "author_ref": c.author_ref,
+            "body": c.body,
+            "masked_body": c.masked_body,
+            "status": c.status,
+            "priority": c.priority,
+            "categories": list(c.categories or []),
+            "scores": dict(c.scores or {}),
+            "findings": list(c.findings or []),
+            "policy_version": c.policy_version,
+            "report_count": c.report_count,
+            "version": c.version,
+            "created_at": _iso(c.created_at),
+            "decided_at": _iso(c.decided_at),
+        }
+
+    def detail(self, comment_id: str) -> dict[str, Any]:
+        with self.db.session() as s:
+            c = s.get(Comment, comment_id)
+            if c is None:
+                raise NotFound(f"No comment with id '{comment_id}'.")
+            slug = s.get(Article, c.article_id).slug  # type: ignore[union-attr]
+            out = self.view(c, slug)
+            rows = s.scalars(select(Decision).where(Decision.comment_id == c.id)
+                             .order_by(Decision.comment_version))
+            out["history"] = [
+                {"at": _iso(d.created_at), "actor": d.actor, "action": d.action,
+                 "from": d.from_status, "to": d.to_status, "reason": d.reason,
+                 "policy_version": d.policy_version}
+                for d in rows
+            ]
+            return out
+
+    # -- decisions -----------------------------------------------------------------------------
+    def decide(
+        self, comment_id: str, action: str, actor: str, version: int | None,
+        reason: str | None = None, note: str | None = None,
+    ) -> dict[str, Any]:
+        """A moderator's decision; a stale version is a conflict, never a silent overwrite."""
+        if action not in ACTIONS:
+            raise Invalid("action must be approve, reject or hold",
+                          errors=[{"field": "action", "message": "unknown action"}])
+        to_status = ACTIONS[action]
+        text = " — ".join(p for p in (reason, note) if p) or None
+        try:
+            with self.db.session() as s:
+                c = s.get(Comment, comment_id)
+                if c is None:
+                    raise NotFound(f"No comment with id '{comment_id}'.")
+                if version is not None and c.version != version:
+                    raise Conflict(
+                        f"The comment is at version {c.version}, not {version}; reload and decide again.")
+                if to_status == Status.REJECTED:
+                    c.published_body = None  # rejecting unpublishes
+                events = transition(s, c, actor=actor, action=action, to_status=to_status, reason=text)
+                self._learn(s, c, action, reason)
+                slug = s.get(Article, c.article_id).slug  # type: ignore[union-attr]
+                result = self.view(c, slug)
+        except IntegrityError as exc:
+            raise Conflict("Another decision on this comment landed first; reload.") from exc
+        self.comments.emit_all(events)
+        return result
+
+    def _learn(self, s: Session, c: Comment, action: str, reason: str | None) -> None:
+        """Approve → ham, reject → the reason's category (the submit-ham/submit-spam idea)."""
+        if action == "approve":
+            label = "ok"
+        elif action == "reject":
+            label = (reason if reason in LABELS else None) or next(
+                (cat for cat in (c.categories or []) if cat in LABELS), "spam")
+        else:
+            return
+        s.add(TrainingExample(body=c.body, author=c.author, label=label, source="moderator"))
+
+    def bulk_decide(self, items: list[dict[str, Any]], actor: str) -> list[dict[str, Any]]:
+        """One result per id; one failure does not stop the others."""
+        out = []
+        for item in items:
+            try:
+                state = self.decide(item["id"], item["action"], actor, item.get("version"),
+                                    item.get("reason"), item.get("note"))
+                out.append({"id": item["id"], "status": 200, "comment": state})
+            except (NotFound, Conflict, Invalid) as exc:
+                code = {NotFound: 404, Conflict: 409, Invalid: 422}[type(exc)]
+                out.append({"id": item["id"], "status": code, "detail": exc.detail})
+        return out
+
+    # -- authors -------------------------------------------------------------------------------
+    def ban(self, ref: str, actor: str, until: dt.datetime | None, reason: str | None) -> dict[str, Any]:
+        with self.db.session() as s:
+            s.add(AuthorBan(author_ref=ref, actor=actor, until=until, reason=reason))
+        return {"author_ref": ref, "banned": True, "until": _iso(until)}
+
+    def unban(self, ref: str, actor: str) -> dict[str, Any]:
+        now = utcnow()
+        with self.db.session() as s:
+            for ban in s.scalars(select(AuthorBan).where(AuthorBan.author_ref == ref,
+                                                         AuthorBan.lifted_at.is_(None))):
+                ban.lifted_at = now
+        return {"author_ref": ref, "banned": False}
+
+    def is_banned(self, ref: str | None) -> bool:
+        if not ref:
+            return False
+        now = utcnow()
+        with self.db.session() as s:
+            for ban in s.scalars(select(AuthorBan).where(AuthorBan.author_ref == ref,
+                                                         AuthorBan.lifted_at.is_(None))):
+                until = _aware(ban.until)
+                if until is None or until > now:
+                    return True
+        return False
+
+    def is_trusted(self, ref: str | None) -> bool:
+        """N approved comments and none rejected."""
+        if not ref:
+            return False
+        with self.db.session() as s:
+            rows = dict(s.execute(
+                select(Comment.status, func.count()).where(Comment.author_ref == ref)
+                .group_by(Comment.status)).all())
+        return rows.get(Status.REJECTED, 0) == 0 and rows.get(Status.APPROVED, 0) >= self.rules.trust_min_approved
+
+    # -- community reports ---------------------------------------------------------------------
+    def report(self, comment_id: str, reason: str, reporter: str) -> dict[str, Any]:
+        """Once per reporter per comment; at the threshold the comment leaves the public view."""
+        if reason not in REPORT_REASONS:
+            raise Invalid("unknown reason", errors=[{"field": "reason", "message": "unknown reason"}])
+        events: list[tuple[str, dict[str, Any]]] = []
+        try:
+            with self.db.session() as s:
+                c = s.get(Comment, comment_id)
+                if c is None or c.status not in (Status.APPROVED, Status.REPORTED):
+                    raise NotFound(f"No published comment with id '{comment_id}'.")
+                s.add(Report(comment_id=c.id, reporter_hash=reporter, reason=reason))
+                s.flush()
+                c.report_count += 1
+                counts = dict(s.execute(select(Report.reason, func.count())
+                                        .where(Report.comment_id == c.id)
+                                        .group_by(Report.reason)).all())
+                over = (sum(counts.values()) >= self.rules.report_threshold
+                        or counts.get("self_harm", 0) >= self.rules.report_threshold_self_harm)
+                if over and c.status == Status.APPROVED:
+                    urgent = counts.get("self_harm", 0) >= self.rules.report_threshold_self_harm
+                    cats = sorted({REPORT_LABEL.get(r, "reported") for r in counts})
+                    events = transition(
+                        s, c, actor="community", action="report", to_status=Status.REPORTED,
+                        reason=f"{sum(counts.values())} reports: " + ", ".join(sorted(counts)),
+                        priority="urgent" if urgent else None,
+                        categories=sorted(set(c.categories or []) | set(cats)),
+                    )
+                result = {"id": c.id, "reports": c.report_count, "status": c.status}
+        except IntegrityError as exc:
+            raise Conflict("You have already reported this comment.") from exc
+        self.comments.emit_all(events)
+        return result
+
+    # -- lists ---------------------------------------------------------------------------------
+    def get_list(self, name: str) -> dict[str, Any]:
+        self._check_list(name)
+        with self.db.session() as s:
+            row = s.get(ModerationList, name)
+            return {"name": name, "items": list(row.items) if row else [],
+                    "version": row.version if row else 0,
+                    "updated_at": _iso(row.updated_at) if row else None}
+
+    def put_list(self, name: str, items: list[str], actor: str) -> dict[str, Any]:
+        self._check_list(name)
+        cleaned = sorted({i.strip().lower() for i in items if i and i.strip()})
+        with self.db.session() as s:
+            row = s.get(ModerationList, name)
+            before = list(row.items) if row else []
+            if row is None:
+                row = ModerationList(name=name, items=cleaned, version=1)
+                s.add(row)
+            else:
+                row.items = cleaned
+                row.version += 1
+                row.updated_at = utcnow()
+            s.add(ListChange(name=name, actor=actor, before=before, after=cleaned))
+        return self.get_list(name)
+
+    def lists_snapshot(self) -> tuple[int, dict[str, list[str]]]:
+        """All lists and a version number that changes whenever any list does."""
+        with self.db.session() as s:
+            rows = list(s.scalars(select(ModerationList)))
+        return sum(r.version for r in rows), {r.name: list(r.items) for r in rows}
+
+    def list_history(self, name: str) -> list[dict[str, Any]]:
+        self._check_list(name)
+        with self.db.session() as s:
+            rows = s.scalars(select(ListChange).where(ListChange.name == name).order_by(ListChange.id))
+            return [{"at": _iso(r.created_at), "actor": r.actor, "before": r.before, "after": r.after}
+                    for r in rows]
+
+    @staticmethod
+    def _check_list(name: str) -> None:
+        if name not in LIST_NAMES:
+            raise NotFound(f"No list '{name}'; lists are {', '.join(LIST_NAMES)}.")
+
+
+__all__ = ["ModerationService", "ModerationRules", "Principal", "salted_hash", "hash_key"]
