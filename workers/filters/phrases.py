@@ -316,7 +316,8 @@ def _word_head(s: str) -> str:
 
 def _cost(cand: set[str]) -> float:
     """Expected share of comments a trigger set lets through (rough, for choosing one)."""
-    return sum(1.0 if w in _COMMON else 0.3 if len(w) <= 2 else 0.05 for w in cand)
+    return sum(3.0 if len(w) == 1 else 1.0 if w in _COMMON else 0.3 if len(w) <= 2 else 0.05
+               for w in cand)
 
 
 def required_literals(pattern: str, raw: dict[str, list[str]]) -> tuple[str, ...]:
@@ -345,7 +346,7 @@ def required_literals(pattern: str, raw: dict[str, list[str]]) -> tuple[str, ...
                 if word == atom and optional:
                     word = word[:-1]
                     optional = False
-                cand = {word} if len(word) >= 2 and not optional else None
+                cand = {_word_head(word)} if word and not optional else None
             if not cand:
                 continue
             cand = {c for c in (_word_head(x) for x in cand)}
@@ -353,7 +354,7 @@ def required_literals(pattern: str, raw: dict[str, list[str]]) -> tuple[str, ...
                 continue
             if best is None or _cost(cand) < _cost(best):
                 best = cand
-    if best is None or min(map(len, best)) < 2:
+    if best is None:
         return ()
     return tuple(sorted(best))
 
