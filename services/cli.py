@@ -22,7 +22,7 @@ def _service(settings: Settings) -> Any:
     from .comments.service import CommentService
     from .db import Database
 
-    return CommentService(Database(settings.database_url))
+    return CommentService(Database(settings.database_url), salt=settings.author_salt)
 
 
 @click.group()
@@ -67,6 +67,43 @@ def articles_list() -> None:
     """List registered articles."""
     for art in _service(_settings()).list_articles():
         click.echo(f"{art.slug}\t{art.title}")
+
+
+def _moderation(settings: Settings) -> Any:
+    from .comments.moderation import ModerationService
+
+    return ModerationService(_service(settings))
+
+
+@cli.group()
+def keys() -> None:
+    """Moderator and admin API keys (only a hash is stored)."""
+
+
+@keys.command("create")
+@click.option("--role", type=click.Choice(["moderator", "admin"]), required=True)
+@click.option("--name", required=True, help="Who holds the key; shown in decision histories.")
+def keys_create(role: str, name: str) -> None:
+    """Create a key and print it once."""
+    row, key = _moderation(_settings()).create_key(name, role)
+    click.echo(f"created key #{row.id} for {name} ({role}); it is shown only now:", err=True)
+    click.echo(key)
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """List keys (id, prefix, role, name, state)."""
+    for row in _moderation(_settings()).list_keys():
+        state = "revoked" if row.revoked_at else "active"
+        click.echo(f"{row.id}\t{row.prefix}…\t{row.role}\t{row.name}\t{state}")
+
+
+@keys.command("revoke")
+@click.argument("key_id", type=int)
+def keys_revoke(key_id: int) -> None:
+    """Revoke a key by id; it stops working at once."""
+    row = _moderation(_settings()).revoke_key(key_id)
+    click.echo(f"revoked key #{row.id} ({row.name})", err=True)
 
 
 @cli.command()

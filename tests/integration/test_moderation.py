@@ -1,0 +1,210 @@
+"""Moderators' API over the real database: keys, queue order, decisions, history, reports, lists."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import DEMO
+
+URL = f"/v1/articles/{DEMO}/comments"
+
+
+@pytest.fixture
+def mod(app):  # type: ignore[no-untyped-def]
+    return app.extensions["triage.moderation"]
+
+
+@pytest.fixture
+def keys(mod):  # type: ignore[no-untyped-def]
+    _, moderator = mod.create_key("Ana", "moderator")
+    _, admin = mod.create_key("Root", "admin")
+    return {"moderator": moderator, "admin": admin}
+
+
+def auth(key):  # type: ignore[no-untyped-def]
+    return {"Authorization": f"Bearer {key}"}
+
+
+def post(client, body, author="Reader", email=None):  # type: ignore[no-untyped-def]
+    payload = {"author": author, "body": body}
+    if email:
+        payload["email"] = email
+    resp = client.post(URL, data=json.dumps(payload), content_type="application/json")
+    assert resp.status_code == 202
+    return resp.get_json()["id"]
+
+
+def engine(service, cid, action, priority="normal", categories=(), masked=None):  # type: ignore[no-untyped-def]
+    published = masked if action == "publish" else None
+    assert service.record_engine_decision(cid, {
+        "action": action, "priority": priority, "categories": list(categories),
+        "findings": [{"category": c, "score": 0.9, "rule": "t", "spans": [[0, 4]], "detail": ""}
+                     for c in categories],
+        "scores": {c: 0.9 for c in categories}, "published_body": published,
+        "masked_body": masked, "policy_version": "policy@test"})
+
+
+def test_routes_refuse_missing_wrong_and_revoked_keys(client, mod, keys):
+    routes = [("get", "/v1/moderation/queue"), ("get", "/v1/moderation/comments/x"),
+              ("post", "/v1/moderation/comments/x/decision"), ("post", "/v1/moderation/decisions"),
+              ("post", "/v1/moderation/authors/x/ban"), ("post", "/v1/moderation/authors/x/unban"),
+              ("get", "/v1/admin/lists/blocked_terms"), ("put", "/v1/admin/lists/blocked_terms")]
+    row, revoked = mod.create_key("Gone", "admin")
+    mod.revoke_key(row.id)
+    for method, path in routes:
+        for headers in ({}, auth("nope"), auth(revoked), {"Authorization": "Basic abc"}):
+            resp = getattr(client, method)(path, headers=headers)
+            assert resp.status_code == 401, (method, path, headers)
+            assert resp.mimetype == "application/problem+json"
+    for method, path in routes:
+        if "/admin/" in path:
+            resp = getattr(client, method)(path, headers=auth(keys["moderator"]))
+            assert resp.status_code == 403 and resp.mimetype == "application/problem+json"
+
+
+def test_queue_puts_urgent_first_then_oldest(client, service, keys):
+    a = post(client, "spammy one")
+    b = post(client, "crisis one")
+    c = post(client, "medical one")
+    engine(service, a, "hold", categories=["spam"])
+    engine(service, b, "hold", priority="urgent", categories=["self_harm"])
+    engine(service, c, "hold", categories=["unsafe_medical"])
+    resp = client.get("/v1/moderation/queue", headers=auth(keys["moderator"]))
+    items = resp.get_json()["items"]
+    assert [i["id"] for i in items] == [b, a, c]
+    first = items[0]
+    for key in ("id", "article", "author", "email", "body", "status", "categories", "scores",
+                "findings", "policy_version", "report_count", "version"):
+        assert key in first
+    assert first["findings"][0]["spans"] == [[0, 4]]
+    only = client.get("/v1/moderation/queue?category=unsafe_medical", headers=auth(keys["moderator"]))
+    assert [i["id"] for i in only.get_json()["items"]] == [c]
+    page = client.get("/v1/moderation/queue?limit=2", headers=auth(keys["moderator"])).get_json()
+    rest = client.get(f"/v1/moderation/queue?limit=2&cursor={page['next_cursor']}",
+                      headers=auth(keys["moderator"])).get_json()
+    assert [i["id"] for i in page["items"] + rest["items"]] == [b, a, c]
+
+
+def test_decision_needs_current_version_and_is_in_history(client, service, keys):
+    cid = post(client, "What the fuck, this is great", email="p@x.org")
+    engine(service, cid, "hold", categories=["profanity"], masked="What the ****, this is great")
+    h = auth(keys["moderator"])
+    detail = client.get(f"/v1/moderation/comments/{cid}", headers=h).get_json()
+    version = detail["version"]
+    no_match = client.post(f"/v1/moderation/comments/{cid}/decision", json={"action": "approve"}, headers=h)
+    assert no_match.status_code == 428
+    stale = client.post(f"/v1/moderation/comments/{cid}/decision", json={"action": "approve"},
+                        headers={**h, "If-Match": f'"{version - 1}"'})
+    assert stale.status_code == 409 and stale.mimetype == "application/problem+json"
+    ok = client.post(f"/v1/moderation/comments/{cid}/decision",
+                     json={"action": "approve", "reason": "fine once masked"},
+                     headers={**h, "If-Match": f'"{version}"'})
+    assert ok.status_code == 200 and ok.get_json()["status"] == "approved"
+    public = client.get(URL).get_json()["items"]
+    assert [i["body"] for i in public if i["id"] == cid] == ["What the ****, this is great"]
+    again = client.post(f"/v1/moderation/comments/{cid}/decision", json={"action": "reject"},
+                        headers={**h, "If-Match": f'"{version}"'})
+    assert again.status_code == 409
+    reject = client.post(f"/v1/moderation/comments/{cid}/decision", json={"action": "reject", "reason": "spam"},
+                         headers={**h, "If-Match": f'"{version + 1}"'})
+    assert reject.status_code == 200
+    assert cid not in {i["id"] for i in client.get(URL).get_json()["items"]}
+    history = client.get(f"/v1/moderation/comments/{cid}", headers=h).get_json()["history"]
+    assert [(e["actor"], e["from"], e["to"]) for e in history] == [
+        ("engine", "pending", "held"), ("Ana", "held", "approved"), ("Ana", "approved", "rejected")]
+    assert history[1]["reason"] == "fine once masked"
+    # Decisions teach the learned model (approve → ok, reject → the reason's label).
+    labels = [label for body, _, label in service.training_examples() if body == "What the fuck, this is great"]
+    assert labels == ["ok", "spam"]
+
+
+def test_bulk_decisions_report_one_result_per_id(client, service, keys):
+    ids = [post(client, f"held {i}") for i in range(3)]
+    for cid in ids:
+        engine(service, cid, "hold", categories=["spam"])
+    resp = client.post("/v1/moderation/decisions", headers=auth(keys["moderator"]), json={"decisions": [
+        {"id": ids[0], "action": "reject", "version": 2},
+        {"id": ids[1], "action": "approve", "version": 1},
+        {"id": "missing", "action": "approve"},
+        {"id": ids[2], "action": "approve"},
+    ]})
+    assert resp.status_code == 200
+    assert [r["status"] for r in resp.get_json()["results"]] == [200, 409, 404, 200]
+    too_many = client.post("/v1/moderation/decisions", headers=auth(keys["moderator"]),
+                           json={"decisions": [{"id": "x", "action": "approve"}] * 101})
+    assert too_many.status_code == 422
+
+
+def test_reports_take_a_comment_off_the_public_endpoint_at_the_threshold(app, service, keys):
+    client = app.test_client()
+    cid = post(client, "A published comment")
+    engine(service, cid, "publish", masked="A published comment")
+    for i, ip in enumerate(["10.0.0.1", "10.0.0.2"]):
+        r = client.post(f"/v1/comments/{cid}/reports", json={"reason": "abuse"},
+                        environ_overrides={"REMOTE_ADDR": ip})
+        assert r.status_code == 202 and r.get_json()["reports"] == i + 1
+    dup = client.post(f"/v1/comments/{cid}/reports", json={"reason": "abuse"},
+                      environ_overrides={"REMOTE_ADDR": "10.0.0.2"})
+    assert dup.status_code == 409
+    assert cid in {i["id"] for i in client.get(URL).get_json()["items"]}
+    client.post(f"/v1/comments/{cid}/reports", json={"reason": "spam"}, environ_overrides={"REMOTE_ADDR": "10.0.0.3"})
+    assert cid not in {i["id"] for i in client.get(URL).get_json()["items"]}
+    queue = client.get("/v1/moderation/queue?status=reported", headers=auth(keys["moderator"])).get_json()
+    assert [i["id"] for i in queue["items"]] == [cid] and queue["items"][0]["report_count"] == 3
+    history = client.get(f"/v1/moderation/comments/{cid}", headers=auth(keys["moderator"])).get_json()["history"]
+    assert history[-1]["actor"] == "community" and history[-1]["to"] == "reported"
+    assert client.get(f"/v1/comments/{cid}").get_json()["status"] == "held"
+
+
+def test_one_self_harm_report_is_enough_and_urgent(client, service, keys):
+    cid = post(client, "A published comment that worries a reader")
+    engine(service, cid, "publish", masked="A published comment that worries a reader")
+    client.post(f"/v1/comments/{cid}/reports", json={"reason": "self_harm"})
+    queue = client.get("/v1/moderation/queue?status=reported", headers=auth(keys["moderator"])).get_json()
+    assert queue["items"][0]["id"] == cid and queue["items"][0]["priority"] == "urgent"
+
+
+def test_only_published_comments_can_be_reported(client, service):
+    cid = post(client, "still pending")
+    assert client.post(f"/v1/comments/{cid}/reports", json={"reason": "spam"}).status_code == 404
+    assert client.post(f"/v1/comments/{cid}/reports", json={"reason": "bogus"}).status_code == 422
+
+
+def test_bans_and_trust(client, service, mod, keys):
+    cid = post(client, "hello", email="Banned@Example.org")
+    ref = client.get(f"/v1/moderation/comments/{cid}", headers=auth(keys["moderator"])).get_json()["author_ref"]
+    assert ref and "banned@example.org" not in ref
+    assert not mod.is_banned(ref)
+    assert client.post(f"/v1/moderation/authors/{ref}/ban", json={"reason": "spammer"},
+                       headers=auth(keys["moderator"])).status_code == 200
+    assert mod.is_banned(ref)
+    client.post(f"/v1/moderation/authors/{ref}/unban", headers=auth(keys["moderator"]))
+    assert not mod.is_banned(ref)
+    client.post(f"/v1/moderation/authors/{ref}/ban", json={"until": "2000-01-01T00:00:00Z"},
+                headers=auth(keys["moderator"]))
+    assert not mod.is_banned(ref), "an expired ban no longer applies"
+    trusted = [post(client, f"good {i}", email="good@example.org") for i in range(3)]
+    good_ref = client.get(f"/v1/moderation/comments/{trusted[0]}", headers=auth(keys["moderator"])).get_json()["author_ref"]
+    assert not mod.is_trusted(good_ref)
+    for t in trusted:
+        engine(service, t, "publish", masked="x")
+    assert mod.is_trusted(good_ref)
+
+
+def test_lists_are_admin_only_and_keep_a_history(client, keys):
+    h = auth(keys["admin"])
+    assert client.get("/v1/admin/lists/nope", headers=h).status_code == 404
+    r = client.put("/v1/admin/lists/blocked_domains", json={"items": ["Cheap-K.example", " x.test "]}, headers=h)
+    assert r.status_code == 200 and r.get_json()["items"] == ["cheap-k.example", "x.test"]
+    doc = client.get("/v1/admin/lists/blocked_domains", headers=h).get_json()
+    assert doc["history"][0]["actor"] == "Root" and doc["history"][0]["after"] == ["cheap-k.example", "x.test"]
+
+
+def test_public_json_never_leaks_private_fields(client, service, keys):
+    cid = post(client, "Private details stay private", email="secret@example.org")
+    engine(service, cid, "publish", masked="Private details stay private")
+    for path in (URL, f"/v1/comments/{cid}", "/openapi.json"):
+        text = client.get(path).get_data(as_text=True)
+        assert "secret@example.org" not in text and "author_ref" not in text and "ip_hash" not in text
