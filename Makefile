@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-long eval bench docs lint clean
+.PHONY: install run test test-long eval bench docs lint clean browser-deps
 
 install: $(STAMP)
 
@@ -18,7 +18,13 @@ $(STAMP): pyproject.toml
 run: install
 	$(BIN)/triage run
 
-test: install
+# Debian's Chromium and chromedriver for tests/browser (never a downloaded browser).
+browser-deps:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	elif [ "$$(id -u)" != 0 ]; then echo "browser-deps: not root, skipping apt-get install chromium chromium-driver (browser tests will skip)"; \
+	else apt-get update && apt-get install -y chromium chromium-driver; fi
+
+test: install browser-deps
 	$(BIN)/python -m pytest -q -m "not long" $(PYTEST_ARGS)
 
 test-long: install
