@@ -58,6 +58,9 @@ def create_app(settings: Settings | None = None, *, service: CommentService | No
     def _headers(resp):  # type: ignore[no-untyped-def]
         resp.headers["X-Request-ID"] = g.get("request_id", "")
         resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+        resp.headers.setdefault("Referrer-Policy", "no-referrer")
+        # API answers are data, never a page to render or frame.
+        resp.headers.setdefault("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
         return resp
 
     problems.register(app)

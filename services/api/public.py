@@ -25,7 +25,10 @@ def json_body() -> Any:
     """The request's JSON, or the right problem: 415 for another type, 400 for broken JSON."""
     if not request.mimetype or request.mimetype != "application/json":
         raise _Problem(415, "Unsupported media type", "Send the body as application/json.")
-    data = request.get_json(silent=True)
+    try:
+        data = request.get_json(silent=True)
+    except RecursionError:  # absurdly deep nesting: not JSON we will read
+        data = None
     if data is None:
         raise _Problem(400, "Malformed JSON", "The body is not valid JSON.")
     return data
@@ -54,15 +57,25 @@ def post_comment(slug: str) -> tuple[Response, int, dict[str, str]]:
         data = CommentIn.model_validate(payload)
     except ValidationError as exc:
         raise Invalid("The comment did not pass validation.", errors=validation_errors(exc)) from exc
-    comment = service().submit(
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not (1 <= len(key) <= 255):
+        raise Invalid("Idempotency-Key must be 1 to 255 characters.",
+                      errors=[{"field": "Idempotency-Key", "message": "bad length"}])
+    comment, created = service().submit(
         slug,
         NewComment(author=data.author, body=data.body, email=data.email, parent_id=data.parent_id),
         request_id=g.get("request_id"),
         ip=request.remote_addr,
+        idempotency_key=key,
     )
     location = f"/v1/comments/{comment.id}"
+    # A replay answers exactly as the first request did (the comment is pending to its author
+    # until decided, and this response only ever promised "pending").
     body = {"id": comment.id, "status": "pending", "links": {"self": location}}
-    return jsonify(body), 202, {"Location": location}
+    headers = {"Location": location}
+    if not created:
+        headers["Idempotent-Replayed"] = "true"
+    return jsonify(body), 202, headers
 
 
 @bp.get("/v1/comments/<comment_id>")

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 Trimmed = StringConstraints(strip_whitespace=True)
+
+# C0/C1 controls other than tab and newline carry nothing a reader needs.
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Bidi overrides and isolates can make text display differently from what was moderated.
+_BIDI = re.compile(r"[\u202a-\u202e\u2066-\u2069]")
+_LINK = re.compile(r"(?i)\b(?:https?://|www\.)")
+MAX_LINKS = 10
+
+
+def clean_text(value: str) -> str:
+    """Strip control characters; refuse bidi overrides with a clear message."""
+    if _BIDI.search(value):
+        raise ValueError("contains Unicode bidirectional override characters")
+    return _CONTROLS.sub("", value.replace("\r\n", "\n"))
 
 
 class CommentIn(BaseModel):
@@ -17,6 +32,18 @@ class CommentIn(BaseModel):
     body: Annotated[str, Trimmed, Field(min_length=1, max_length=5000)]
     email: Annotated[str, Trimmed, Field(max_length=320)] | None = None
     parent_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+
+    @field_validator("author", "body", mode="before")
+    @classmethod
+    def _clean(cls, value: object) -> object:
+        return clean_text(value) if isinstance(value, str) else value
+
+    @field_validator("body")
+    @classmethod
+    def _links(cls, value: str) -> str:
+        if len(_LINK.findall(value)) > MAX_LINKS:
+            raise ValueError(f"more than {MAX_LINKS} links")
+        return value
 
     @field_validator("email")
     @classmethod

@@ -211,3 +211,14 @@ class ListChange(Base):
     before: Mapped[list[str]] = mapped_column(JSON, nullable=False)
     after: Mapped[list[str]] = mapped_column(JSON, nullable=False)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class IdempotencyKey(Base):
+    """`Idempotency-Key` of a POST: the same key from the same client returns the same comment."""
+
+    __tablename__ = "idempotency_keys"
+
+    key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), nullable=False)
+    comment_id: Mapped[str] = mapped_column(ForeignKey("comments.id"), nullable=False)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)

@@ -24,6 +24,7 @@ from .models import (
     Article,
     Comment,
     Decision,
+    IdempotencyKey,
     LearnedModel,
     Status,
     TrainingExample,
@@ -33,6 +34,13 @@ from .models import (
 log = logging.getLogger("triage.comments")
 
 Dispatch = Callable[[str, str | None], None]
+IDEMPOTENCY_SECONDS = 24 * 3600
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.timezone.utc)
+    return value
 
 
 @dataclass(frozen=True)
@@ -122,9 +130,52 @@ class CommentService:
 
     # -- commenters ---------------------------------------------------------------------------
     def submit(
-        self, slug: str, new: NewComment, request_id: str | None = None, ip: str | None = None
+        self, slug: str, new: NewComment, request_id: str | None = None, ip: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> tuple[Comment, bool]:
+        """Store a comment as pending, commit, and only then hand it to the queue.
+
+        Returns the comment and whether it was created now (False: an earlier request with the
+        same Idempotency-Key from the same client created it)."""
+        key_hash = fingerprint = None
+        if idempotency_key:
+            key_hash = self.hash_ref("idem", f"{ip or ''}\x00{idempotency_key}")
+            fingerprint = hashlib.sha256(
+                json.dumps([slug, new.author, new.body, new.email, new.parent_id]).encode()
+            ).hexdigest()
+            earlier = self._replay(key_hash, fingerprint)
+            if earlier is not None:
+                return earlier, False
+        try:
+            comment = self._insert(slug, new, request_id, ip, key_hash, fingerprint)
+        except IntegrityError:
+            # A concurrent request with the same key won the race: answer with its comment.
+            earlier = self._replay(key_hash, fingerprint) if key_hash and fingerprint else None
+            if earlier is None:
+                raise
+            return earlier, False
+        # Committed: a failed send leaves the comment pending for the sweeper, never lost.
+        self._dispatch(comment.id, request_id)
+        self._emit("comment.submitted", comment, slug)
+        return comment, True
+
+    def _replay(self, key_hash: str, fingerprint: str) -> Comment | None:
+        window = utcnow() - dt.timedelta(seconds=IDEMPOTENCY_SECONDS)
+        with self.db.session() as s:
+            row = s.get(IdempotencyKey, key_hash)
+            if row is None or _aware(row.created_at) < window:  # type: ignore[operator]
+                return None
+            if row.fingerprint != fingerprint:
+                raise Invalid(
+                    "This Idempotency-Key was already used with a different request.",
+                    errors=[{"field": "Idempotency-Key", "message": "reused with another body"}],
+                )
+            return s.get(Comment, row.comment_id)
+
+    def _insert(
+        self, slug: str, new: NewComment, request_id: str | None, ip: str | None,
+        key_hash: str | None, fingerprint: str | None,
     ) -> Comment:
-        """Store a comment as pending, commit, and only then hand it to the queue."""
         with self.db.session() as s:
             art = repo.article_by_slug(s, slug)
             if art is None:
@@ -147,10 +198,22 @@ class CommentService:
                 ip_hash=self.hash_ref("ip", ip) if ip else None,
             )
             s.add(comment)
-        # Committed: a failed send leaves the comment pending for the sweeper, never lost.
-        self._dispatch(comment.id, request_id)
-        self._emit("comment.submitted", comment, slug)
+            if key_hash and fingerprint:
+                s.flush()
+                old = s.get(IdempotencyKey, key_hash)
+                if old is not None:  # expired: the key may be used afresh
+                    s.delete(old)
+                    s.flush()
+                s.add(IdempotencyKey(key_hash=key_hash, fingerprint=fingerprint, comment_id=comment.id))
         return comment
+
+    def purge_idempotency_keys(self) -> int:
+        """Forget keys older than the replay window."""
+        from sqlalchemy import delete
+
+        cutoff = utcnow() - dt.timedelta(seconds=IDEMPOTENCY_SECONDS)
+        with self.db.session() as s:
+            return s.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < cutoff)).rowcount or 0
 
     def _dispatch(self, comment_id: str, request_id: str | None) -> None:
         if self.dispatch is None:

@@ -157,3 +157,54 @@ def test_readiness_fails_when_redis_is_unreachable(settings, service):
     app = create_app(replace(settings, redis_url="redis://127.0.0.1:1/0"), service=service)
     resp = app.test_client().get("/readyz")
     assert resp.status_code == 503 and resp.get_json()["checks"]["redis"].startswith("error")
+
+
+def test_idempotency_key_replays_and_refuses_a_different_body(client, service, dispatch):
+    h = {"Idempotency-Key": "abc-123"}
+    first = client.post(URL, json={"author": "A", "body": "once"}, headers=h)
+    again = client.post(URL, json={"author": "A", "body": "once"}, headers=h)
+    assert first.status_code == again.status_code == 202
+    assert first.get_json() == again.get_json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert dispatch.sent == [first.get_json()["id"]]
+    other = client.post(URL, json={"author": "A", "body": "twice"}, headers=h)
+    assert_problem(other, 422)
+    # Another client may use the same key for its own comment.
+    elsewhere = client.post(URL, json={"author": "A", "body": "once"}, headers=h,
+                            environ_overrides={"REMOTE_ADDR": "10.9.9.9"})
+    assert elsewhere.get_json()["id"] != first.get_json()["id"]
+
+
+def test_bounds_controls_bidi_links_and_depth(client, service):
+    resp = post(client, {"author": "A\x00n\x07a", "body": "hello\x1b[31m there"})
+    comment, _, _ = service.get(resp.get_json()["id"])
+    assert comment.author == "Ana" and comment.body == "hello[31m there"
+    doc = assert_problem(post(client, {"author": "A", "body": "evil \u202egnp.exe"}), 422)
+    assert "bidirectional" in doc["errors"][0]["message"]
+    links = " ".join(f"https://x{i}.example" for i in range(11))
+    assert_problem(post(client, {"author": "A", "body": links}), 422)
+    deep = "[" * 30000 + "]" * 30000
+    assert_problem(client.post(URL, data=deep, content_type="application/json"), 400)
+
+
+def test_rate_limits_answer_429_problem_with_retry_after(settings, service):
+    import uuid
+    from dataclasses import replace
+
+    from services.api import create_app
+
+    limited = replace(settings, ratelimit_enabled=True, ratelimit_post_author="2 per minute",
+                      ratelimit_post_ip="1000 per minute", ratelimit_auth_failures="2 per minute")
+    client = create_app(limited, service=service).test_client()
+    who = f"{uuid.uuid4().hex}@example.org"
+    codes = [client.post(URL, json={"author": "A", "body": f"n{i}", "email": who}).status_code
+             for i in range(3)]
+    assert codes == [202, 202, 429]
+    resp = client.post(URL, json={"author": "A", "body": "again", "email": who})
+    doc = assert_problem(resp, 429)
+    assert int(resp.headers["Retry-After"]) > 0 and doc["type"].endswith("too-many-requests")
+    # Failed sign-ins are limited per client; ip chosen fresh so earlier runs don't count.
+    ip = f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}"
+    codes = [client.get("/v1/moderation/queue", headers={"Authorization": "Bearer wrong"},
+                        environ_overrides={"REMOTE_ADDR": ip}).status_code for _ in range(3)]
+    assert codes == [401, 401, 429]
