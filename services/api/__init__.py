@@ -15,7 +15,7 @@ from ..logs import setup_logging
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ..comments.moderation import ModerationRules, ModerationService
-from . import moderation, ops, problems, public
+from . import moderation, ops, problems, public, ui
 from .limits import init_limits
 from .queue import TaskSender
 
@@ -67,5 +67,6 @@ def create_app(settings: Settings | None = None, *, service: CommentService | No
     app.register_blueprint(public.bp)
     app.register_blueprint(ops.bp)
     app.register_blueprint(moderation.bp)
+    app.register_blueprint(ui.bp)
     logging.getLogger("triage.api").debug("app created")
     return app
