@@ -32,10 +32,11 @@ def document() -> dict[str, Any]:
     """The whole document; computed once per process."""
     models = [
         schemas.CommentIn, schemas.Accepted, schemas.CommentStatus, schemas.CommentPage,
-        schemas.Problem, schemas.Health,
+        schemas.Problem, schemas.Health, schemas.ReportIn, schemas.ReportOut,
+        schemas.DecisionIn, schemas.BulkIn, schemas.BanIn, schemas.ListIn,
     ]
     _, defs = models_json_schema(
-        [(m, "validation" if m is schemas.CommentIn else "serialization") for m in models],
+        [(m, "validation" if m.__name__.endswith("In") else "serialization") for m in models],
         ref_template="#/components/schemas/{model}",
     )
     components = defs.get("$defs", {})
@@ -82,6 +83,17 @@ def document() -> dict[str, Any]:
                     "responses": {"200": _resp("The status", "CommentStatus"), **errors},
                 },
             },
+            "/v1/comments/{comment_id}/reports": {
+                "parameters": [CID],
+                "post": {
+                    "summary": "Report a published comment (once per reporter)",
+                    "operationId": "reportComment",
+                    "requestBody": {"required": True, "content": _json("ReportIn")},
+                    "responses": {"202": _resp("Counted", "ReportOut"), **errors, "409": PROBLEM,
+                                  "429": PROBLEM},
+                },
+            },
+            **moderation_paths(errors),
             "/healthz": {"get": {"summary": "Process alive", "operationId": "healthz",
                                  "responses": {"200": _resp("Alive", "Health")}}},
             "/readyz": {"get": {"summary": "Database and Redis answer", "operationId": "readyz",
@@ -91,6 +103,7 @@ def document() -> dict[str, Any]:
                                       "responses": {"200": {"description": "OpenAPI 3.1"}}}},
         },
         "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": components,
             "responses": {
                 "Problem": {
@@ -100,4 +113,58 @@ def document() -> dict[str, Any]:
                 }
             },
         },
+    }
+
+
+def moderation_paths(errors: dict[str, Any]) -> dict[str, Any]:
+    """Moderator and admin routes; all need a Bearer key."""
+    sec = [{"bearer": []}]
+    auth = {"401": PROBLEM, "403": PROBLEM, "429": PROBLEM}
+    obj = {"description": "JSON", "content": {"application/json": {"schema": {"type": "object"}}}}
+    name = {"name": "name", "in": "path", "required": True,
+            "schema": {"type": "string", "enum": ["blocked_terms", "suspect_terms", "blocked_domains",
+                                                  "allowed_domains"]}}
+    ref = {"name": "author_ref", "in": "path", "required": True, "schema": {"type": "string"}}
+    return {
+        "/v1/moderation/queue": {"get": {
+            "summary": "Held (or other) comments, urgent first then oldest", "operationId": "queue",
+            "security": sec,
+            "parameters": [
+                {"name": "status", "in": "query", "schema": {
+                    "type": "string", "enum": ["held", "rejected", "approved", "reported", "pending"]}},
+                {"name": "category", "in": "query", "schema": {"type": "string"}},
+                {"name": "priority", "in": "query", "schema": {"type": "string", "enum": ["urgent", "normal"]}},
+                {"name": "article", "in": "query", "schema": {"type": "string"}},
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
+                {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+            ],
+            "responses": {"200": obj, **errors, **auth}}},
+        "/v1/moderation/comments/{comment_id}": {"parameters": [CID], "get": {
+            "summary": "A comment with findings and its append-only history",
+            "operationId": "moderationComment", "security": sec,
+            "responses": {"200": obj, **errors, **auth}}},
+        "/v1/moderation/comments/{comment_id}/decision": {"parameters": [CID], "post": {
+            "summary": "Decide (If-Match: the version reviewed)", "operationId": "decide",
+            "security": sec,
+            "parameters": [{"name": "If-Match", "in": "header", "required": True,
+                            "schema": {"type": "string"}}],
+            "requestBody": {"required": True, "content": _json("DecisionIn")},
+            "responses": {"200": obj, "409": PROBLEM, "428": PROBLEM, **errors, **auth}}},
+        "/v1/moderation/decisions": {"post": {
+            "summary": "Bulk decisions, one result per id", "operationId": "bulkDecide",
+            "security": sec, "requestBody": {"required": True, "content": _json("BulkIn")},
+            "responses": {"200": obj, **errors, **auth}}},
+        "/v1/moderation/authors/{author_ref}/ban": {"parameters": [ref], "post": {
+            "summary": "Ban an author (optionally until a time)", "operationId": "ban",
+            "security": sec, "requestBody": {"content": _json("BanIn")},
+            "responses": {"200": obj, **errors, **auth}}},
+        "/v1/moderation/authors/{author_ref}/unban": {"parameters": [ref], "post": {
+            "summary": "Lift an author's bans", "operationId": "unban", "security": sec,
+            "responses": {"200": obj, **errors, **auth}}},
+        "/v1/admin/lists/{name}": {"parameters": [name], "get": {
+            "summary": "A term or domain list with its history", "operationId": "getList",
+            "security": sec, "responses": {"200": obj, **errors, **auth}},
+            "put": {"summary": "Replace a list; workers use it within 5 s", "operationId": "putList",
+                    "security": sec, "requestBody": {"required": True, "content": _json("ListIn")},
+                    "responses": {"200": obj, **errors, **auth}}},
     }

@@ -25,12 +25,23 @@ def clean_text(value: str) -> str:
     return _CONTROLS.sub("", value.replace("\r\n", "\n"))
 
 
+# The published schema states what the validators below enforce, so clients (and schema-based
+# fuzzers) know what is accepted; the validators themselves give the clearer error messages.
+_NO_BIDI = "[^\u202a-\u202e\u2066-\u2069]"
+_VISIBLE = "[^\\s\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]"
+TEXT_PATTERN = f"^{_NO_BIDI}*{_VISIBLE}{_NO_BIDI}*$"
+EMAIL_PATTERN = "^[^@\\s]+@[^\\s]*\\.[^\\s]*$"
+
+
 class CommentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    author: Annotated[str, Trimmed, Field(min_length=1, max_length=80)]
-    body: Annotated[str, Trimmed, Field(min_length=1, max_length=5000)]
-    email: Annotated[str, Trimmed, Field(max_length=320)] | None = None
+    author: Annotated[str, Trimmed, Field(min_length=1, max_length=80,
+                                          json_schema_extra={"pattern": TEXT_PATTERN})]
+    body: Annotated[str, Trimmed, Field(min_length=1, max_length=5000,
+                                        json_schema_extra={"pattern": TEXT_PATTERN})]
+    email: Annotated[str, Trimmed, Field(max_length=320,
+                                         json_schema_extra={"pattern": EMAIL_PATTERN})] | None = None
     parent_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
 
     @field_validator("author", "body", mode="before")
@@ -169,6 +180,11 @@ class ReportIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: Literal["spam", "abuse", "misinformation", "self_harm", "other"]
+
+
+class ReportOut(BaseModel):
+    id: str
+    reports: int
 
 
 class ListIn(BaseModel):
