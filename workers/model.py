@@ -1,4 +1,4 @@
-"""The learned model: TF-IDF over word and character n-grams of the normalised text (plus the
+"""The learned model: TF-IDF (binary term presence) over word and character n-grams of the normalised text (plus the
 author name), multinomial logistic regression over the labels.
 
 Training uses scikit-learn; prediction does not. At load time the fitted vocabulary, idf
@@ -47,36 +47,51 @@ class Example:
     label: str
 
 
-def features(text: str, author: str | None) -> list[str]:
-    """Feature strings for one (already normalised) comment and its author."""
+def _parts(text: str) -> tuple[list[str], list[str]]:
+    """Tag features (links, emails, handles, phones, money) and the word tokens."""
     s = text
-    feats: list[str] = []
+    tags: list[str] = []
     for pat, tag in ((_URL, "URL"), (_EMAIL, "EMAIL"), (_HANDLE, "HANDLE"), (_PHONE, "PHONE"), (_MONEY, "MONEY")):
         n = 0
         for _ in pat.finditer(s):
             n += 1
         if n:
-            feats.append("t:" + tag)
+            tags.append("t:" + tag)
             if n > 1:
-                feats.append("t:" + tag + "+")
+                tags.append("t:" + tag + "+")
             s = pat.sub(" " + tag.lower() + "tok ", s)
     words = _WORD.findall(s)
-    feats.extend("w:" + w for w in words)
-    feats.extend("b:" + a + " " + b for a, b in zip(words, words[1:]))
-    for w in words:
-        if len(w) < 3 or not w.isalpha():
-            continue
+    nw = len(words)
+    tags.append("len:" + ("0" if nw < 3 else "1" if nw < 8 else "2" if nw < 25 else "3" if nw < 60 else "4"))
+    return tags, words
+
+
+def word_features(w: str) -> list[str]:
+    """The word itself and its character 3- and 4-grams (with word-boundary padding)."""
+    feats = ["w:" + w]
+    if len(w) >= 3 and w.isalpha():
         p = " " + w + " "
         for n in (3, 4):
             for i in range(len(p) - n + 1):
                 feats.append("c:" + p[i:i + n])
-    if author:
-        for w in _WORD.findall(normalise(author).normalised):
-            feats.append("a:" + w)
-    else:
-        feats.append("a:<none>")
-    nw = len(words)
-    feats.append("len:" + ("0" if nw < 3 else "1" if nw < 8 else "2" if nw < 25 else "3" if nw < 60 else "4"))
+    return feats
+
+
+def author_features(author: str | None) -> list[str]:
+    """Word features of the display name."""
+    if not author:
+        return ["a:<none>"]
+    return ["a:" + w for w in _WORD.findall(normalise(author).normalised)]
+
+
+def features(text: str, author: str | None) -> list[str]:
+    """Feature strings for one (already normalised) comment and its author."""
+    tags, words = _parts(text)
+    feats = list(tags)
+    for w in words:
+        feats.extend(word_features(w))
+    feats.extend("b:" + a + " " + b for a, b in zip(words, words[1:]))
+    feats.extend(author_features(author))
     return feats
 
 
@@ -91,25 +106,43 @@ class Model:
         self.intercept = intercept
         self.classes = classes
         self.meta = meta
+        # word -> vocabulary columns of its features: words repeat, n-gram strings need not be rebuilt
+        self._word_cols: dict[str, tuple[int, ...]] = {}
+        self._author_cols: dict[str | None, tuple[int, ...]] = {}
         self.model_id = f"model@{meta.get('format', FORMAT_VERSION)}.{meta.get('trained_on', 0)}"
 
     def predict(self, text: Text | str, author: str | None = None) -> dict[str, float]:
         """Probability per label ("ok" and categories) for one comment."""
         s = text.normalised if isinstance(text, Text) else normalise(text).normalised
-        counts: dict[int, int] = {}
         vocab = self.vocab
-        for f in features(s, author):
-            j = vocab.get(f)
+        cache = self._word_cols
+        tags, words = _parts(s)
+        cols: list[int] = [vocab[f] for f in tags if f in vocab]
+        for w in words:
+            wc = cache.get(w)
+            if wc is None:
+                if len(cache) > 50_000:
+                    cache.clear()
+                wc = cache[w] = tuple(vocab[f] for f in word_features(w) if f in vocab)
+            cols.extend(wc)
+        for a, b in zip(words, words[1:]):
+            j = vocab.get("b:" + a + " " + b)
             if j is not None:
-                counts[j] = counts.get(j, 0) + 1
-        if counts:
-            cols = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
-            tf = np.fromiter((1.0 + math.log(c) for c in counts.values()), dtype=np.float64, count=len(counts))
-            vals = tf * self.idf[cols]
+                cols.append(j)
+        ac = self._author_cols.get(author)
+        if ac is None:
+            if len(self._author_cols) > 10_000:
+                self._author_cols.clear()
+            ac = self._author_cols[author] = tuple(vocab[f] for f in author_features(author) if f in vocab)
+        cols.extend(ac)
+        if cols:
+            uniq = set(cols)
+            idx = np.fromiter(uniq, dtype=np.int64, count=len(uniq))
+            vals = self.idf[idx]
             norm = math.sqrt(float(vals @ vals))
             if norm:
                 vals /= norm
-            z = vals @ self.coef_t[cols] + self.intercept
+            z = vals @ self.coef_t[idx] + self.intercept
         else:
             z = self.intercept.copy()
         if len(self.classes) == 2 and z.shape[0] == 1:
@@ -133,7 +166,7 @@ def train(examples: Iterable[Example], *, C: float = 10.0) -> bytes:
     exs = list(examples)
     docs = [features(normalise(e.body).normalised, e.author) for e in exs]
     labels = [e.label for e in exs]
-    vec = TfidfVectorizer(analyzer=_identity, sublinear_tf=True, min_df=2, norm="l2")
+    vec = TfidfVectorizer(analyzer=_identity, binary=True, min_df=2, norm="l2")
     X = vec.fit_transform(docs)
     clf = LogisticRegression(C=C, class_weight="balanced", max_iter=3000)
     clf.fit(X, labels)

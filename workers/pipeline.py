@@ -68,8 +68,8 @@ def default_filters(model: Model | None) -> list[Filter]:
     for module, cls in _OPTIONAL_FILTERS:
         try:
             filters.append(getattr(importlib.import_module(module), cls)())
-        except (ImportError, AttributeError) as exc:  # pragma: no cover - only while modules are missing
-            log.warning("filter %s.%s unavailable: %s", module, cls, exc)
+        except Exception as exc:  # pragma: no cover - a broken optional filter must not stop moderation
+            log.error("filter %s.%s unavailable: %s", module, cls, exc)
     return filters
 
 

@@ -23,6 +23,7 @@ from workers.filters.base import Context, Finding, Text
 DATA = Path(__file__).parent / "data"
 VERSION = "1"
 MASK = "****"
+_TRIPLE = re.compile(r"(.)\1\1")
 
 # better-profanity 0.7.0's look-alike map: a listed character may appear as any of these.
 CHARS_MAPPING: dict[str, tuple[str, ...]] = {
@@ -101,9 +102,21 @@ class WordList:
             extra = sum(1 for c in w if c not in self._allowed)
             self.max_combinations = max(self.max_combinations, extra)
         self._lengths = {len(w) for w in self.words}
+        self._cache: dict[str, bool] = {}
+        # signatures of every word prefix: joining a word with the next ones stops as soon as the
+        # joined text cannot grow into a listed word
+        self._prefixes = {w.translate(_SIGNATURE)[:k] for w in self.words for k in range(1, len(w) + 1)}
 
     def __contains__(self, token: str) -> bool:
         """True when `token` (lower-cased) is a listed word or a look-alike spelling of one."""
+        hit = self._cache.get(token)
+        if hit is None:
+            if len(self._cache) > 100_000:
+                self._cache.clear()
+            hit = self._cache[token] = self._lookup(token)
+        return hit
+
+    def _lookup(self, token: str) -> bool:
         if len(token) not in self._lengths:
             return False
         cands = self._index.get(token.translate(_SIGNATURE))
@@ -144,7 +157,11 @@ class WordList:
                     nxt = text[na:nb].lower()
                     joined += nxt
                     with_sep += text[toks[j - 1][1]:na].lower() + nxt
-                    if joined in self or with_sep in self:
+                    pj = joined.translate(_SIGNATURE) in self._prefixes
+                    ps = with_sep.translate(_SIGNATURE) in self._prefixes
+                    if not (pj or ps):
+                        break
+                    if (pj and joined in self) or (ps and with_sep in self):
                         hit = j
                         break
                 if hit is not None:
@@ -224,6 +241,7 @@ class ProfanityFilter:
         for w in self.wordlist.words:
             if w.isalpha():
                 self._by_len.setdefault(len(w), []).append(w)
+        self._token_rule: dict[str, str | None] = {}
         self._grawlix = re.compile(r"(?<![\w])[$#@!%&*]{3,6}(?![\w])")
 
     def _wildcard(self, token: str) -> bool:
@@ -232,6 +250,18 @@ class ProfanityFilter:
             return False
         pat = re.compile(re.escape(token).replace(r"\*", "[a-z]"))
         return any(pat.fullmatch(w) for w in self._by_len.get(len(token), ()))
+
+    def _obfuscated(self, tok: str) -> str | None:
+        """Rule id when a token is a disguised listed word, else None."""
+        if "*" in tok and self._wildcard(tok):
+            return "profanity.wildcard"
+        if self.roots is not None and self.roots.search(tok) and tok not in self.root_exceptions:
+            return "profanity.root"
+        if _TRIPLE.search(tok):
+            squeezed = re.sub(r"(.)\1{2,}", r"\1", tok)
+            if squeezed in self.wordlist or re.sub(r"(.)\1+", r"\1", tok) in self.wordlist:
+                return "profanity.stretched"
+        return None
 
     def spans(self, text: Text) -> list[tuple[int, int, str]]:
         """(start, end, rule) in the NORMALISED text."""
@@ -246,15 +276,11 @@ class ProfanityFilter:
             if not tok:
                 continue
             b = a + len(m.group(0).rstrip("'!"))
-            rule = None
-            if "*" in tok and self._wildcard(tok):
-                rule = "profanity.wildcard"
-            elif self.roots is not None and self.roots.search(tok) and tok not in self.root_exceptions:
-                rule = "profanity.root"
-            else:
-                squeezed = re.sub(r"(.)\1{2,}", r"\1", tok)
-                if squeezed != tok and (squeezed in self.wordlist or re.sub(r"(.)\1+", r"\1", tok) in self.wordlist):
-                    rule = "profanity.stretched"
+            rule = self._token_rule.get(tok, "")
+            if rule == "":
+                if len(self._token_rule) > 100_000:
+                    self._token_rule.clear()
+                rule = self._token_rule[tok] = self._obfuscated(tok)
             if rule:
                 hits.append((a, b, rule))
         if self.extra is not None:

@@ -28,11 +28,16 @@ _TLDS = ("com|net|org|info|biz|io|co|me|ly|gl|uk|de|fr|es|it|ru|in|us|ca|au|nl|p
 _LINK = re.compile(
     r"(?:https?://|www\.)[^\s<>\"'\]\[)]+|(?<![\w@.-])(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+(?:" + _TLDS +
     r")\b(?:/[^\s<>\"'\]\[)]*)?")
+_DOT_TLD = re.compile(r"\.(?:" + _TLDS + r")\b")
+_DIGITS = re.compile(r"\d\d\d")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _HANDLE = re.compile(r"(?<![\w@.])@([a-z0-9_.]{3,30})")
 _PHONE = re.compile(r"(?<![\w/.])\+?\d[\d ().-]{7,}\d(?![\w/])")
 _ANCHOR = re.compile(r"<a\s+href|\[url=|\[/url\]|</a>")
 _AFFILIATE = re.compile(r"[?&](?:ref|aff|affiliate|utm_\w+|coupon|promo|partner|click_id|tag)=")
+_UPPER = re.compile(r"[A-Z]")
+_LOWER = re.compile(r"[a-z]")
+_TOKENS = re.compile(r"[^\W_]+")
 _WORDS = re.compile(r"[^\W\d_]+")
 _KEYBOARD = ("qwertyuiop", "asdfghjkl", "zxcvbnm", "poiuytrewq", "lkjhgfdsa", "mnbvcxz")
 _EMOJI = re.compile(r"[\U0001F300-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF]")
@@ -53,13 +58,89 @@ def _alternation(words: Sequence[str]) -> str:
     return "|".join(re.escape(w).replace(r"\ ", r"\s+") for w in sorted(set(words), key=len, reverse=True))
 
 
+def _top_level_branches(pattern: str) -> list[str]:
+    out, depth, cls, esc, start = [], 0, False, False, 0
+    for i, c in enumerate(pattern):
+        if esc:
+            esc = False
+        elif c == "\\":
+            esc = True
+        elif cls:
+            cls = c != "]"
+        elif c == "[":
+            cls = True
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        elif c == "|" and depth == 0:
+            out.append(pattern[start:i])
+            start = i + 1
+    out.append(pattern[start:])
+    return out
+
+
+def _lead_word(alt: str) -> str | None:
+    """The whole first word an alternative must start with, or None when it is not literal."""
+    if alt.startswith("\\b"):
+        alt = alt[2:]
+    m = re.match(r"[^\W_]+", alt)
+    if not m or not m.group(0).isascii() and not m.group(0).isalpha():
+        return None
+    rest = alt[m.end():]
+    if rest[:1] and rest[0] in "?*+{([":
+        return None
+    if not m.group(0).isascii() and not re.fullmatch(r"[a-z\u0400-\u04ff]+", m.group(0)):
+        return None
+    return m.group(0)
+
+
+def _triggers(pattern: str) -> frozenset[str] | None:
+    """Words one of which must appear for `pattern` to match; None when that cannot be told.
+
+    Running thirty patterns over every comment costs more than the rest of the chain, so a
+    pattern only runs when the comment contains the first word of one of its alternatives.
+    """
+    words: set[str] = set()
+    for branch in _top_level_branches(pattern):
+        body = branch[2:] if branch.startswith("\\b") else branch
+        if body.startswith("(?:"):
+            depth, end = 0, -1
+            for i, c in enumerate(body):
+                if c == "(" and (i == 0 or body[i - 1] != "\\"):
+                    depth += 1
+                elif c == ")" and body[i - 1] != "\\":
+                    depth -= 1
+                    if depth == 0:
+                        end = i
+                        break
+            if end < 0 or body[end + 1:end + 2] in ("?", "*", "{"):
+                return None
+            alts = _top_level_branches(body[3:end])
+        else:
+            alts = [body]
+        for alt in alts:
+            w = _lead_word(alt)
+            if w is None:
+                return None
+            words.add(w)
+    return frozenset(words)
+
+
 @lru_cache(maxsize=1)
-def _rules() -> tuple[tuple[str, float, re.Pattern[str]], ...]:
+def _rules() -> tuple[tuple[str, float, re.Pattern[str], frozenset[str] | None, tuple[str, ...] | None], ...]:
+    """(rule, score, pattern, trigger words, trigger substrings) from spam_patterns.tsv.
+
+    An optional fourth column lists substrings (separated by |) one of which must occur for the
+    pattern to run, for patterns whose first words cannot be read off the expression.
+    """
     drugs = _alternation(read_list("spam_drugs.txt"))
     out = []
     for line in read_list("spam_patterns.tsv"):
-        rule, score, pattern = line.split("\t", 2)
-        out.append((rule, float(score), re.compile(pattern.replace("{DRUG}", drugs))))
+        rule, score, pattern, *gate = line.split("\t")
+        pattern = pattern.replace("{DRUG}", drugs)
+        out.append((rule, float(score), re.compile(pattern), _triggers(pattern),
+                    tuple(gate[0].split("|")) if gate else None))
     return tuple(out)
 
 
@@ -124,6 +205,11 @@ def _is_gibberish_word(w: str) -> bool:
     return any(w[i:i + 4] in row for row in _KEYBOARD for i in range(len(w) - 3))
 
 
+@lru_cache(maxsize=4096)
+def _normalised_author(author: str) -> str:
+    return normalise(author).normalised
+
+
 class SpamFilter:
     """Rules over links, contacts and offers, plus the learned model's spam probability."""
 
@@ -156,8 +242,14 @@ class SpamFilter:
 
         link_spans = self._links(text, add)
         self._contacts(text, add, link_spans)
-        for rule, score, pat in self._rules:
+        tokens = set(_TOKENS.findall(s))
+        for rule, score, pat, triggers, gate in self._rules:
             if rule.startswith("spam.link.") and not link_spans:
+                continue
+            if triggers is not None:
+                if triggers.isdisjoint(tokens):
+                    continue
+            elif gate is not None and not any(g in s for g in gate):
                 continue
             ms = list(pat.finditer(s))
             if ms:
@@ -192,6 +284,8 @@ class SpamFilter:
         s = text.normalised
         bad: list[tuple[int, int]] = []
         commercial = False
+        if "http" not in s and "www" not in s and not _DOT_TLD.search(s):
+            return bad
         for m in _LINK.finditer(s):
             link = m.group(0).rstrip(".,;:!?")
             host = host_of(link)
@@ -224,15 +318,16 @@ class SpamFilter:
         def outside(span: tuple[int, int]) -> bool:
             return not any(a <= span[0] < b for a, b in links)
 
-        emails = [m.span() for m in _EMAIL.finditer(s)]
+        at = "@" in s
+        emails = [m.span() for m in _EMAIL.finditer(s)] if at else []
         if emails:
             add("spam.email", 0.6, emails, "email address")
-        handles = [m for m in _HANDLE.finditer(s) if m.start() > 0 and not s[:m.start()].isspace()]
+        handles = [m for m in (_HANDLE.finditer(s) if at else ()) if m.start() > 0 and not s[:m.start()].isspace()]
         # a handle with digits, dots or underscores is an account name, not a reply to a person
         accounts = [m.span() for m in handles if re.search(r"[\d_.]", m.group(1))]
         if accounts:
             add("spam.handle", 0.6, accounts, "account handle")
-        phones = [m.span() for m in _PHONE.finditer(s)
+        phones = [m.span() for m in (_PHONE.finditer(s) if _DIGITS.search(s) else ())
                   if sum(c.isdigit() for c in m.group(0)) >= 8 and outside(m.span())]
         if phones:
             add("spam.phone", 0.6, phones, "phone number")
@@ -240,7 +335,7 @@ class SpamFilter:
     def _shape(self, text: Text, context: Context, add) -> None:
         s = text.normalised
         words = _WORDS.findall(s)
-        if words:
+        if words and len(words) <= 12:
             gib = [w for w in words if _is_gibberish_word(w)]
             if len(gib) >= max(1, 0.6 * len(words)) and len(words) <= 12:
                 add("spam.gibberish", 0.96, (), "keyboard mash")
@@ -248,9 +343,10 @@ class SpamFilter:
             uniq = len(set(words)) / len(words)
             if uniq <= 0.3:
                 add("spam.flood", 0.96, (), "repeated words")
-        letters = [c for c in text.original if c.isalpha()]
-        if len(letters) >= 20:
-            caps = sum(c.isupper() for c in letters) / len(letters)
+        upper = len(_UPPER.findall(text.original))
+        lower = len(_LOWER.findall(text.original))
+        if upper + lower >= 20:
+            caps = upper / (upper + lower)
             if caps > 0.7:
                 add("spam.caps", 0.45, (), "mostly capitals")
         if len(_EMOJI.findall(text.original)) >= 6:
@@ -260,7 +356,7 @@ class SpamFilter:
             add("spam.duplicate", score, (), f"seen {context.recent_duplicates} other time(s)")
 
     def _author(self, author: str, add) -> None:
-        a = normalise(author).normalised
+        a = _normalised_author(author)
         if _LINK.search(a):
             add("spam.author.link", 0.8, (), "author name is a web address")
             return
