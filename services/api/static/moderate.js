@@ -14,7 +14,7 @@
     status: "held",
     category: "",
     items: [],
-    signature: "",
+    signature: null,
     loaded: false,
     selectedId: null,
     detail: null,
@@ -116,7 +116,7 @@
   function signOut(message) {
     window.sessionStorage.removeItem(KEY_STORE);
     stopPolling();
-    state.items = []; state.signature = ""; state.loaded = false;
+    state.items = []; state.signature = null; state.loaded = false;
     state.selectedId = null; state.detail = null;
     $("queue-list").replaceChildren();
     renderDetail();
@@ -323,8 +323,10 @@
   }
 
   function metaRow(dl, term, value) {
-    dl.appendChild(el("dt", { text: term }));
-    dl.appendChild(el("dd", null, [typeof value === "string" ? document.createTextNode(value) : value]));
+    dl.appendChild(el("div", null, [
+      el("dt", { text: term }),
+      el("dd", null, [typeof value === "string" ? document.createTextNode(value) : value]),
+    ]));
   }
 
   function renderDetail() {
@@ -427,7 +429,7 @@
       }
       // Move on to the comment that takes its place, keeping the moderator's rhythm.
       state.items = state.items.filter(function (it) { return it.id !== id; });
-      state.signature = "";
+      state.signature = null;
       renderQueue();
       var next = state.items[Math.min(index, state.items.length - 1)];
       if (next) select(next.id, true);
@@ -450,7 +452,7 @@
   function switchQueue(status, category) {
     state.status = status;
     state.category = category;
-    state.items = []; state.signature = ""; state.loaded = false;
+    state.items = []; state.signature = null; state.loaded = false;
     state.selectedId = null; state.detail = null;
     renderDetail();
     Array.prototype.forEach.call(document.querySelectorAll(".tab"), function (t) {
