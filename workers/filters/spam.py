@@ -29,6 +29,8 @@ _LINK = re.compile(
     r"(?:https?://|www\.)[^\s<>\"'\]\[)]+|(?<![\w@.-])(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+(?:" + _TLDS +
     r")\b(?:/[^\s<>\"'\]\[)]*)?")
 _DOT_TLD = re.compile(r"\.(?:" + _TLDS + r")\b")
+_SQUEEZE = re.compile(r"(.)\1+")
+_THOUSANDS = re.compile(r"\d{1,3}(?:[.,]\d{3})+")
 _DIGITS = re.compile(r"\d\d\d")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _HANDLE = re.compile(r"(?<![\w@.])@([a-z0-9_.]{3,30})")
@@ -168,6 +170,7 @@ def _lists() -> dict[str, frozenset[str]]:
         # "cochranelibrary" for cochranelibrary.com: matched against anonymised hosts
         "allow_names": frozenset(d.rsplit(".", 1)[0] for d in allow if "." in d),
         "short": frozenset(read_list("spam_shorteners.txt")),
+        "neutral": frozenset(read_list("spam_neutral_domains.txt")),
         "contact": frozenset(read_list("spam_contact_domains.txt")),
         "domain_words": frozenset(read_list("spam_domain_words.txt")),
         "author_words": frozenset(read_list("spam_author_words.txt")),
@@ -196,8 +199,11 @@ def _warning() -> re.Pattern[str]:
 def _is_gibberish_word(w: str) -> bool:
     if len(w) < 4 or not w.isascii():
         return False
-    if re.search(r"(.)\1{3,}", w):
+    if len(set(w)) <= 2 and len(w) >= 5:
         return True
+    w = _SQUEEZE.sub(r"\1", w)  # stretched letters (shuffllllin) are emphasis, not mashing
+    if len(w) < 4:
+        return False
     if not re.search(r"[aeiouy]", w):
         return True
     if re.search(r"[bcdfghjklmnpqrstvwxz]{5,}", w):
@@ -283,6 +289,7 @@ class SpamFilter:
     def _links(self, text: Text, add) -> list[tuple[int, int]]:
         s = text.normalised
         bad: list[tuple[int, int]] = []
+        neutral: list[tuple[int, int]] = []
         commercial = False
         if "http" not in s and "www" not in s and not _DOT_TLD.search(s):
             return bad
@@ -290,6 +297,13 @@ class SpamFilter:
             link = m.group(0).rstrip(".,;:!?")
             host = host_of(link)
             if not host or "." not in host or is_reputable(host):
+                continue
+            if not link.startswith(("http", "www")):
+                label = host.split(".")[-2]
+                if len(label) < 2 or not re.search(r"[a-z]", label):
+                    continue  # "1.it is about", "2.0.co": a list number, not a site
+            if _domain_in(host, self._lists["neutral"]):
+                neutral.append(m.span())
                 continue
             if _domain_in(host, self._lists["short"]):
                 add("spam.link.shortener", 0.92, [m.span()], host)
@@ -301,8 +315,10 @@ class SpamFilter:
             if words & self._lists["domain_words"] or any(w in host for w in ("keta", "pharm", "casino")):
                 commercial = True
             bad.append(m.span())
+        if neutral:
+            add("spam.link.platform", 0.4, neutral, "link to a video or news platform")
         if not bad:
-            return bad
+            return neutral
         if _ANCHOR.search(s):
             add("spam.link.anchor", 0.97, bad, "HTML/BBCode link")
         if commercial:
@@ -328,7 +344,8 @@ class SpamFilter:
         if accounts:
             add("spam.handle", 0.6, accounts, "account handle")
         phones = [m.span() for m in (_PHONE.finditer(s) if _DIGITS.search(s) else ())
-                  if sum(c.isdigit() for c in m.group(0)) >= 8 and outside(m.span())]
+                  if sum(c.isdigit() for c in m.group(0)) >= 8 and outside(m.span())
+                  and not _THOUSANDS.fullmatch(m.group(0).strip())]
         if phones:
             add("spam.phone", 0.6, phones, "phone number")
 
