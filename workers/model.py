@@ -47,10 +47,19 @@ class Example:
     label: str
 
 
+def _vetted_link(m: re.Match[str]) -> str:
+    from workers.filters.spam import host_of, is_reputable
+
+    return " vettedlinktok " if is_reputable(host_of(m.group(0))) else m.group(0)
+
+
 def _parts(text: str) -> tuple[list[str], list[str]]:
     """Tag features (links, emails, handles, phones, money) and the word tokens."""
     s = text
     tags: list[str] = []
+    if "." in s:
+        # links to vetted health sources are a different thing from link drops
+        s = _URL.sub(_vetted_link, s)
     for pat, tag in ((_URL, "URL"), (_EMAIL, "EMAIL"), (_HANDLE, "HANDLE"), (_PHONE, "PHONE"), (_MONEY, "MONEY")):
         n = 0
         for _ in pat.finditer(s):

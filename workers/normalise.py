@@ -117,6 +117,8 @@ def _sub(pattern: re.Pattern[str], repl, s: str, idx: list[int]) -> tuple[str, l
         a, b = m.start(), m.end()
         if len(new) == b - a:
             out_i.extend(idx[a:b])
+        elif len(new) < b - a and _subsequence(new, s, a, b, idx, out_i):
+            pass
         else:
             for k in range(len(new)):
                 # spread the new characters over the matched range, first to last
@@ -129,6 +131,21 @@ def _sub(pattern: re.Pattern[str], repl, s: str, idx: list[int]) -> tuple[str, l
     out.append(s[pos:])
     out_i.extend(idx[pos:])
     return "".join(out), out_i
+
+
+def _subsequence(new: str, s: str, a: int, b: int, idx: list[int], out_i: list[int]) -> bool:
+    """When `new` only drops characters of s[a:b] (joined letters), map each kept one exactly."""
+    picked: list[int] = []
+    j = a
+    for c in new:
+        while j < b and s[j] != c:
+            j += 1
+        if j >= b:
+            return False
+        picked.append(idx[j])
+        j += 1
+    out_i.extend(picked)
+    return True
 
 
 _LETTER = r"[^\W\d_]"

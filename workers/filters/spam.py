@@ -246,8 +246,9 @@ class SpamFilter:
         def add(rule: str, score: float, spans: Sequence[tuple[int, int]] = (), detail: str = "") -> None:
             found.append(Finding("spam", score, rule, tuple(text.span(a, b) for a, b in spans), detail))
 
+        all_links = [m.span() for m in _LINK.finditer(s)] if ("." in s) else []
         link_spans = self._links(text, add)
-        self._contacts(text, add, link_spans)
+        self._contacts(text, add, all_links)
         tokens = set(_TOKENS.findall(s))
         for rule, score, pat, triggers, gate in self._rules:
             if rule.startswith("spam.link.") and not link_spans:

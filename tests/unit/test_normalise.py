@@ -1,0 +1,71 @@
+from workers.normalise import normalise
+
+
+def back(t, needle):
+    """Original substring behind the first occurrence of `needle` in the normalised text."""
+    i = t.normalised.index(needle)
+    a, b = t.span(i, i + len(needle))
+    return t.original[a:b]
+
+
+def test_offsets_cover_every_char():
+    t = normalise("Héllo ｗｏｒｌｄ\u200b!")
+    assert len(t.offsets) == len(t.normalised) + 1
+    assert all(0 <= o <= len(t.original) for o in t.offsets)
+
+
+def test_zero_width_and_bidi_removed():
+    t = normalise("sh\u200bit and whats\u200bapp \u202eabc\ufeff")
+    assert "shit" in t.normalised
+    assert "whatsapp" in t.normalised
+    assert "\ufeff" not in t.normalised and "\u202e" not in t.normalised
+    assert back(t, "shit") == "sh\u200bit"
+
+
+def test_homoglyphs_fullwidth_and_math_letters():
+    assert "buy ketamine online" in normalise("Вuу kеtаminе оnlinе").normalised
+    assert normalise("ｆｕｃｋ").normalised == "fuck"
+    assert normalise("𝐁𝐮𝐲 𝐤𝐞𝐭𝐚𝐦𝐢𝐧𝐞").normalised == "buy ketamine"
+    assert "ketamine" in normalise("🅺🅴🆃🅰🅼🅸🅽🅴").normalised
+    assert normalise("fück").normalised == "fuck"
+
+
+def test_real_russian_text_keeps_its_letters():
+    assert "кетамин" in normalise("Купить кетамин без рецепта").normalised
+
+
+def test_leetspeak_only_inside_words():
+    t = normalise("k3t4m1n3 4 s4l3, sh1t, sh!t, 56mg, covid19, $750, code HOPE50")
+    assert "ketamine" in t.normalised
+    assert "shit, shit" in t.normalised
+    assert "56mg" in t.normalised and "covid19" in t.normalised and "$750" in t.normalised
+    assert "hope50" in t.normalised
+
+
+def test_spaced_and_dotted_letters_joined():
+    assert "fuck" in normalise("f u c k this").normalised
+    assert "buy" in normalise("B.U.Y now").normalised
+    assert "bullshit" in normalise("b u l l s h i t that").normalised
+    t = normalise("D M  m e  f o r  K")
+    assert t.normalised.startswith("dm  me  for  k")
+    assert back(t, "for") == "f o r"
+
+
+def test_obfuscated_links_and_numbers():
+    assert "ketaquick.example" in normalise("search ketaquick dot example").normalised
+    assert "orders@ketarx.example" in normalise("orders AT ketarx DOT example").normalised
+    assert "5550123" in normalise("call five five five zero one two three").normalised
+    assert "www.k - shop.test" in normalise("w w w . k - s h o p . t e s t").normalised
+
+
+def test_html_entities_and_breaks():
+    t = normalise("Tom &amp; Jerry<br />&quot;hi&quot;")
+    assert t.normalised == 'tom & jerry "hi"'
+    assert back(t, "jerry") == "Jerry"
+
+
+def test_plain_ascii_is_just_lowercased():
+    s = "Bookmarking this. Dickens, Scunthorpe & class!"
+    t = normalise(s)
+    assert t.normalised == s.lower()
+    assert t.offsets[:-1] == tuple(range(len(s)))

@@ -1,0 +1,73 @@
+import io
+import json
+
+import pytest
+
+from workers.evaluation import classify_stream, score_verdicts
+from workers.pipeline import Engine
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return Engine()
+
+
+def test_engine_runs_every_filter(engine):
+    names = {f.name for f in engine.filters}
+    assert {"spam", "profanity"} <= names
+    assert len(engine.filters) == 5
+
+
+def test_verdict_json_shape(engine):
+    j = engine.classify("Holy sh1t, this helped", "Jen").to_json()
+    assert set(j) == {"action", "priority", "categories", "published_body", "findings", "scores", "policy_version"}
+    assert j["action"] == "publish"
+    assert j["published_body"] == "Holy ****, this helped"
+    assert all(set(f) == {"category", "score", "rule", "spans", "detail"} for f in j["findings"])
+
+
+def test_blatant_homoglyph_spam_blocked(engine):
+    v = engine.classify("Вuу kеtаminе оnlinе, nо рrеsсriрtiоn: kеtа-shор.example", "Рhаrmа Stоrе")
+    assert v.action == "block"
+    assert v.published_body is None
+
+
+def test_ok_comment_with_health_link_published_unchanged(engine):
+    body = "The NIMH page is a good summary: https://www.nimh.nih.gov/health/topics/depression"
+    v = engine.classify(body, "Helen")
+    assert (v.action, v.published_body) == ("publish", body)
+
+
+def test_scunthorpe_not_masked(engine):
+    body = "Any clinics up near Scunthorpe? The assessment took ages."
+    assert engine.classify(body, "Davey").published_body == body
+
+
+def test_batch_duplicates_count_as_recent(engine):
+    body = "Amazing results, everyone should try this right away honestly"
+    vs = engine.classify_batch([{"body": body}] * 4 + [{"body": "ok then"}])
+    assert any(f.rule == "spam.duplicate" for f in vs[0].findings)
+    assert not any(f.rule == "spam.duplicate" for f in vs[4].findings)
+
+
+def test_classify_stream_keeps_order_and_shape(engine):
+    lines = [json.dumps({"id": "a", "body": "great article"}),
+             json.dumps({"id": "b", "body": "f u c k yeah", "author": "x"})]
+    out = io.StringIO()
+    assert classify_stream(engine, lines, out) == 2
+    rows = [json.loads(x) for x in out.getvalue().splitlines()]
+    assert [r["id"] for r in rows] == ["a", "b"]
+    assert set(rows[0]) == {"id", "action", "priority", "categories", "published_body", "findings"}
+    assert rows[1]["published_body"] == "**** yeah"
+
+
+def test_score_verdicts_matches_score_py_rules():
+    items = [{"id": "1", "label": "ok", "expect": "publish", "body": "hi"},
+             {"id": "2", "label": "spam", "expect": "block", "body": "buy"},
+             {"id": "3", "label": "profanity", "expect": "hold", "body": "shit"}]
+    verdicts = {"1": {"action": "publish", "published_body": "hi"},
+                "2": {"action": "hold"},
+                "3": {"action": "publish", "published_body": "****"}}
+    m, _, _ = score_verdicts(items, verdicts)
+    assert m["ok_published"] == 1.0 and m["spam_caught"] == 1.0
+    assert m["spam_blocked_of_expect_block"] == 0.0 and m["profanity_safe"] == 1.0

@@ -1,0 +1,69 @@
+import dataclasses
+
+import pytest
+
+from workers.filters.base import Finding
+from workers.policy import POLICY_VERSION, PolicySettings, decide
+
+S = PolicySettings()
+
+
+def f(cat, score, rule=None, spans=()):
+    return Finding(cat, score, rule or f"{cat}.rule", tuple(spans))
+
+
+def test_clean_comment_published_unchanged():
+    d = decide([], S, "Nice article")
+    assert (d.action, d.priority, d.published_body, d.categories) == ("publish", "normal", "Nice article", ())
+    assert d.policy_version == POLICY_VERSION
+
+
+def test_self_harm_always_hold_urgent_even_with_blatant_spam():
+    d = decide([f("self_harm", 0.6), f("spam", 0.99), f("profanity", 0.9, spans=[(0, 4)])], S, "shit bye")
+    assert (d.action, d.priority, d.published_body) == ("hold", "urgent", None)
+    assert "self_harm" in d.categories
+
+
+def test_blatant_spam_blocked_uncertain_spam_held():
+    assert decide([f("spam", 0.97)], S, "x").action == "block"
+    assert decide([f("spam", 0.7)], S, "x").action == "hold"
+    # the model alone never blocks, however sure
+    assert decide([f("spam", 0.999, "spam.model@1.400")], S, "x").action == "hold"
+    assert decide([f("spam", 0.3, "spam.model@1.400")], S, "x").action == "publish"
+
+
+def test_profanity_alone_published_masked_or_held():
+    body = "Holy shit, finally"
+    d = decide([f("profanity", 0.95, spans=[(5, 9)])], S, body)
+    assert (d.action, d.published_body) == ("publish", "Holy ****, finally")
+    d = decide([f("profanity", 0.95, spans=[(5, 9)])], dataclasses.replace(S, profanity_mode="hold"), body)
+    assert (d.action, d.published_body) == ("hold", None)
+
+
+def test_profanity_with_other_doubt_is_held():
+    d = decide([f("profanity", 0.95, spans=[(0, 4)]), f("harassment", 0.8)], S, "shit you")
+    assert (d.action, d.published_body) == ("hold", None)
+
+
+@pytest.mark.parametrize("cat", ["unsafe_medical", "harassment"])
+def test_medical_and_harassment_held_not_blocked(cat):
+    d = decide([f(cat, 0.99)], S, "x")
+    assert (d.action, d.priority) == ("hold", "normal")
+
+
+def test_harassment_block_is_opt_in():
+    st = dataclasses.replace(S, harassment_block=0.9)
+    assert decide([f("harassment", 0.95)], st, "x").action == "block"
+
+
+def test_settings_are_frozen_and_validated():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        S.spam_hold = 0.1  # type: ignore[misc]
+    with pytest.raises(ValueError):
+        PolicySettings(profanity_mode="delete")
+
+
+def test_scores_reported_per_category():
+    d = decide([f("spam", 0.6), f("spam", 0.5, "spam.other")], S, "x")
+    assert d.scores["spam"] == pytest.approx(0.8)
+    assert set(d.scores) == {"spam", "profanity", "unsafe_medical", "self_harm", "harassment"}
