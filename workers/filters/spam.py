@@ -37,8 +37,8 @@ _HANDLE = re.compile(r"(?<![\w@.])@([a-z0-9_.]{3,30})")
 _PHONE = re.compile(r"(?<![\w/.])\+?\d[\d ().-]{7,}\d(?![\w/])")
 _ANCHOR = re.compile(r"<a\s+href|\[url=|\[/url\]|</a>")
 _AFFILIATE = re.compile(r"[?&](?:ref|aff|affiliate|utm_\w+|coupon|promo|partner|click_id|tag)=")
-_UPPER = re.compile(r"[A-Z]")
-_LOWER = re.compile(r"[a-z]")
+_NO_UPPER = str.maketrans("", "", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_NO_LOWER = str.maketrans("", "", "abcdefghijklmnopqrstuvwxyz")
 _TOKENS = re.compile(r"[^\W_]+")
 _WORDS = re.compile(r"[^\W\d_]+")
 _KEYBOARD = ("qwertyuiop", "asdfghjkl", "zxcvbnm", "poiuytrewq", "lkjhgfdsa", "mnbvcxz")
@@ -246,7 +246,8 @@ class SpamFilter:
         def add(rule: str, score: float, spans: Sequence[tuple[int, int]] = (), detail: str = "") -> None:
             found.append(Finding("spam", score, rule, tuple(text.span(a, b) for a, b in spans), detail))
 
-        all_links = [m.span() for m in _LINK.finditer(s)] if ("." in s) else []
+        hint = "http" in s or "www" in s or _DOT_TLD.search(s) is not None
+        all_links = [m.span() for m in _LINK.finditer(s)] if hint else []
         link_spans = self._links(text, add)
         self._contacts(text, add, all_links)
         tokens = set(_TOKENS.findall(s))
@@ -292,7 +293,7 @@ class SpamFilter:
         bad: list[tuple[int, int]] = []
         neutral: list[tuple[int, int]] = []
         commercial = False
-        if "http" not in s and "www" not in s and not _DOT_TLD.search(s):
+        if not ("http" in s or "www" in s or _DOT_TLD.search(s)):
             return bad
         for m in _LINK.finditer(s):
             link = m.group(0).rstrip(".,;:!?")
@@ -361,13 +362,14 @@ class SpamFilter:
             uniq = len(set(words)) / len(words)
             if uniq <= 0.3:
                 add("spam.flood", 0.96, (), "repeated words")
-        upper = len(_UPPER.findall(text.original))
-        lower = len(_LOWER.findall(text.original))
-        if upper + lower >= 20:
+        orig = text.original
+        upper = len(orig) - len(orig.translate(_NO_UPPER))
+        lower = len(orig) - len(orig.translate(_NO_LOWER))
+        if upper >= 14 and upper + lower >= 20:
             caps = upper / (upper + lower)
             if caps > 0.7:
                 add("spam.caps", 0.45, (), "mostly capitals")
-        if len(_EMOJI.findall(text.original)) >= 6:
+        if not orig.isascii() and len(_EMOJI.findall(orig)) >= 6:
             add("spam.emoji", 0.45, (), "emoji flood")
         if context.recent_duplicates and len(words) >= 5:
             score = 0.95 if context.recent_duplicates >= 3 else 0.7
