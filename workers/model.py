@@ -35,6 +35,7 @@ _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _HANDLE = re.compile(r"(?<![\w@])@[a-z0-9_.]{3,}")
 _PHONE = re.compile(r"\+?\d[\d\s().-]{6,}\d")
 _MONEY = re.compile(r"[$€£]\s?\d[\d,.]*|\d[\d,.]*\s?(?:usd|eur|gbp|dollars|euros)")
+_DIGIT = re.compile(r"\d")
 _WORD = re.compile(r"[^\W_]+|[!?]+|[\U0001F300-\U0001FAFF\u2600-\u27BF]")
 
 
@@ -60,7 +61,12 @@ def _parts(text: str) -> tuple[list[str], list[str]]:
     if "." in s:
         # links to vetted health sources are a different thing from link drops
         s = _URL.sub(_vetted_link, s)
-    for pat, tag in ((_URL, "URL"), (_EMAIL, "EMAIL"), (_HANDLE, "HANDLE"), (_PHONE, "PHONE"), (_MONEY, "MONEY")):
+    at = "@" in s
+    digits = _DIGIT.search(s) is not None
+    for pat, tag, present in ((_URL, "URL", "." in s), (_EMAIL, "EMAIL", at), (_HANDLE, "HANDLE", at),
+                              (_PHONE, "PHONE", digits), (_MONEY, "MONEY", digits)):
+        if not present:
+            continue
         n = 0
         for _ in pat.finditer(s):
             n += 1
