@@ -121,26 +121,33 @@ def settings_env(settings: Settings) -> dict[str, str]:
         REDIS_URL=settings.redis_url,
         QUEUE_NAME=settings.queue_name,
         VISIBILITY_TIMEOUT=str(settings.visibility_timeout),
+        SWEEP_INTERVAL=str(settings.sweep_interval),
+        SWEEP_GRACE=str(settings.sweep_grace),
+        RATELIMIT_ENABLED="true" if settings.ratelimit_enabled else "false",
+        AUTHOR_SALT=settings.author_salt,
         LOG_LEVEL="INFO",
         PYTHONUNBUFFERED="1",
     )
     return env
 
 
-class WorkerProcess:
-    """A real `triage worker` process (Celery prefork), started and stopped by the test."""
+class ServiceProcess:
+    """A real `triage <role>` process (Celery worker or beat, gunicorn API), started and
+    stopped by the test, in its own process group so a kill reaches its children too."""
 
-    def __init__(self, settings: Settings, log_path: Path, concurrency: int = 1) -> None:
+    def __init__(self, settings: Settings, log_path: Path, args: list[str],
+                 env: dict[str, str] | None = None) -> None:
         self.settings = settings
         self.log_path = log_path
-        self.concurrency = concurrency
+        self.args = args
+        self.env = env or {}
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> "WorkerProcess":
+    def start(self) -> "ServiceProcess":
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "services", "worker", "-c", str(self.concurrency)],
-            env=settings_env(self.settings), cwd=ROOT, stdout=log, stderr=log,
+            [sys.executable, "-m", "services", *self.args],
+            env={**settings_env(self.settings), **self.env}, cwd=ROOT, stdout=log, stderr=log,
             start_new_session=True,
         )
         return self
@@ -172,20 +179,50 @@ def queue_settings(settings: Settings) -> Iterator[Settings]:
 
 
 @pytest.fixture
-def worker_factory(queue_settings: Settings, tmp_path: Path):  # type: ignore[no-untyped-def]
-    started: list[WorkerProcess] = []
+def process_factory(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Start `triage` processes; every one is stopped when the test ends."""
+    started: list[ServiceProcess] = []
 
-    def make(concurrency: int = 1) -> WorkerProcess:
-        w = WorkerProcess(queue_settings, tmp_path / f"worker{len(started)}.log", concurrency)
-        started.append(w)
-        return w.start()
+    def make(settings: Settings, *args: str, env: dict[str, str] | None = None) -> ServiceProcess:
+        p = ServiceProcess(settings, tmp_path / f"{args[0]}{len(started)}.log", list(args), env)
+        started.append(p)
+        return p.start()
 
     yield make
-    for w in started:
-        w.stop()
-    for w in started:
-        if w.log_path.exists():
-            sys.stderr.write(w.log_path.read_text(errors="replace")[-3000:])
+    for p in started:
+        p.stop()
+    for p in started:
+        if p.log_path.exists():
+            sys.stderr.write(p.log_path.read_text(errors="replace")[-3000:])
+
+
+@pytest.fixture
+def worker_factory(queue_settings: Settings, process_factory):  # type: ignore[no-untyped-def]
+    def make(concurrency: int = 1, settings: Settings | None = None) -> ServiceProcess:
+        return process_factory(settings or queue_settings, "worker", "-c", str(concurrency))
+
+    return make
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 30.0) -> None:
+    import socket
+
+    def up() -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+
+    wait_for(up, timeout=timeout)
 
 
 @pytest.fixture

@@ -11,7 +11,16 @@ MODERATE_TASK = "moderation.moderate_comment"
 
 def broker_options(settings: Settings) -> dict[str, object]:
     """Transport options shared by the API's producer and the workers."""
-    return {"visibility_timeout": settings.visibility_timeout}
+    return {
+        "visibility_timeout": settings.visibility_timeout,
+        # Look for messages a dead worker left unacknowledged every few seconds (and scan on
+        # every look), so they come back soon after the visibility timeout, not minutes later.
+        "unacked_restore_interval": max(1, min(10, settings.visibility_timeout // 4)),
+        "unacked_restore_throttle": 1,
+        # A broker that vanishes without closing the connection must not hang a publish.
+        "socket_timeout": 15,
+        "socket_connect_timeout": 5,
+    }
 
 
 class TaskSender:
