@@ -103,6 +103,7 @@ class WordList:
             self.max_combinations = max(self.max_combinations, extra)
         self._lengths = {len(w) for w in self.words}
         self._cache: dict[str, bool] = {}
+        self._codes: dict[str, int] = {}
         # signatures of every word prefix: joining a word with the next ones stops as soon as the
         # joined text cannot grow into a listed word
         self._prefixes = {w.translate(_SIGNATURE)[:k] for w in self.words for k in range(1, len(w) + 1)}
@@ -142,9 +143,19 @@ class WordList:
         usable = [t for t in toks if not (t[0] >= n - 1)]
         spans: list[tuple[int, int]] = []
         i = 0
+        codes = self._codes
         while i < len(toks):
             a, b = toks[i]
             word = text[a:b].lower()
+            code = codes.get(word)
+            if code is None:
+                if len(codes) > 100_000:
+                    codes.clear()
+                code = codes[word] = (2 if word in self else 0) | (
+                    1 if word.translate(_SIGNATURE) in self._prefixes else 0)
+            if code == 0:  # neither a listed word nor the start of one: nothing can match here
+                i += 1
+                continue
             if b < n:  # followed by a separator: try this word joined with the next ones
                 joined = word
                 with_sep = word
