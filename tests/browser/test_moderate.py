@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import requests
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -44,16 +45,24 @@ def hold(service: CommentService, cid: str, body: str, flagged: str, category: s
 
 
 def wait(driver: WebDriver, predicate: Any, timeout: float = 15) -> Any:
-    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(lambda d: predicate(d))
+    return WebDriverWait(driver, timeout, poll_frequency=0.1,
+                         ignored_exceptions=(StaleElementReferenceException,)).until(predicate)
 
 
+# Read in one script call: the list is re-rendered by polling, so element handles go stale.
 def queue_ids(driver: WebDriver) -> list[str]:
-    return [b.get_attribute("data-id") for b in driver.find_elements(By.CSS_SELECTOR, ".queue-item")]
+    return list(driver.execute_script(
+        "return Array.from(document.querySelectorAll('.queue-item'), b => b.dataset.id)"))
 
 
 def selected_id(driver: WebDriver) -> str | None:
-    found = driver.find_elements(By.CSS_SELECTOR, '.queue-item[aria-current="true"]')
-    return found[0].get_attribute("data-id") if found else None
+    return driver.execute_script(  # type: ignore[no-any-return]
+        "const b = document.querySelector('.queue-item[aria-current=\"true\"]');"
+        "return b ? b.dataset.id : null")
+
+
+def focused_id(driver: WebDriver) -> str | None:
+    return driver.execute_script("return document.activeElement.dataset.id || null")  # type: ignore[no-any-return]
 
 
 def sign_in(driver: WebDriver, base: str, key: str) -> None:
@@ -97,15 +106,16 @@ def test_moderator_approves_an_urgent_first_queue_with_the_keyboard(
 
     # Urgent pinned first and marked in words, not only by colour.
     assert queue_ids(chrome) == [crisis, spam, medical]
-    first = chrome.find_element(By.CSS_SELECTOR, ".queue-item")
-    assert "is-urgent" in first.get_attribute("class")
-    assert first.find_element(By.CSS_SELECTOR, ".badge.urgent").text.strip().lower().endswith("urgent")
+    first = wait(chrome, lambda d: d.find_element(By.CSS_SELECTOR, ".queue-item").get_attribute("class"))
+    assert "is-urgent" in first
+    badge = wait(chrome, lambda d: d.find_element(By.CSS_SELECTOR, ".queue-item .badge.urgent").text)
+    assert badge.strip().lower().endswith("urgent")
     assert not chrome.find_elements(By.CSS_SELECTOR, f'.queue-item[data-id="{spam}"] .badge.urgent')
 
     # The first item is selected, with the engine's span highlighted and its history loaded.
     wait(chrome, lambda d: selected_id(d) == crisis)
-    marks = wait(chrome, lambda d: d.find_elements(By.CSS_SELECTOR, "#comment-text mark"))
-    assert [m.text for m in marks] == ["going to end it"]
+    marks = wait(chrome, lambda d: [m.text for m in d.find_elements(By.CSS_SELECTOR, "#comment-text mark")])
+    assert marks == ["going to end it"]
     assert "self harm" in chrome.find_element(By.ID, "comment-text").text.lower()
     assert not chrome.find_element(By.ID, "detail-urgent").get_attribute("hidden")
     wait(chrome, lambda d: "engine" in d.find_element(By.ID, "history").text)
@@ -117,7 +127,7 @@ def test_moderator_approves_an_urgent_first_queue_with_the_keyboard(
     # j/k move the selection (and keyboard focus) through the list.
     press(chrome, "j")
     wait(chrome, lambda d: selected_id(d) == spam)
-    assert chrome.switch_to.active_element.get_attribute("data-id") == spam
+    assert focused_id(chrome) == spam
     press(chrome, "j")
     wait(chrome, lambda d: selected_id(d) == medical)
     press(chrome, "k")
@@ -130,7 +140,7 @@ def test_moderator_approves_an_urgent_first_queue_with_the_keyboard(
     assert chrome.switch_to.active_element.get_attribute("id") == "reason"
     press(chrome, "a legitimate pharmacy, checked")
     press(chrome, Keys.ESCAPE)
-    assert chrome.switch_to.active_element.get_attribute("data-id") == spam
+    assert focused_id(chrome) == spam
     press(chrome, "a")
     wait(chrome, lambda d: "Approved" in d.find_element(By.ID, "messages").text)
     wait(chrome, lambda d: queue_ids(d) == [crisis, medical])
@@ -177,9 +187,9 @@ def test_comment_markup_is_shown_as_text_never_run(live_api, moderator_key, serv
     sign_in(chrome, base, moderator_key)
     wait(chrome, lambda d: queue_ids(d) == [cid])
     text = wait(chrome, lambda d: d.find_element(By.ID, "comment-text"))
-    wait(chrome, lambda d: d.find_elements(By.CSS_SELECTOR, "#comment-text mark"))
+    marks = wait(chrome, lambda d: [m.text for m in d.find_elements(By.CSS_SELECTOR, "#comment-text mark")])
+    assert marks == ["end it all"]
     assert "<img src=x" in text.text and "<b>here</b>" in text.text
-    assert [m.text for m in text.find_elements(By.TAG_NAME, "mark")] == ["end it all"]
     assert chrome.find_elements(By.CSS_SELECTOR, "#comment-text img, #comment-text b, "
                                                  "#comment-text script, .queue-item img") == []
     assert "<img src=y" in chrome.find_element(By.ID, "detail-title").text
@@ -225,3 +235,32 @@ def test_page_and_assets_send_a_strict_policy(client) -> None:
     assert client.get("/moderate/assets/ui.py").status_code == 404
     js = client.get("/moderate/assets/moderate.js").get_data(as_text=True)
     assert "innerHTML" not in js and "insertAdjacentHTML" not in js and "eval(" not in js
+
+
+@pytest.mark.browser
+def test_a_stale_decision_is_refused_reloaded_and_explained(live_api, moderator_key, service, chrome) -> None:
+    base = live_api.url
+    body = "Visit cheap-meds.example for pills"
+    cid = post(base, body, "Bot")
+    hold(service, cid, body, "cheap-meds.example", category="spam")
+    sign_in(chrome, base, moderator_key)
+    wait(chrome, lambda d: selected_id(d) == cid)
+    wait(chrome, lambda d: "engine" in d.find_element(By.ID, "history").text)
+    # Hold back the queue poll so the screen cannot learn of the other decision before ours.
+    chrome.execute_script(
+        "const real = window.fetch; window.fetch = (url, init) => "
+        "String(url).startsWith('/v1/moderation/queue') ? new Promise(() => {}) : real(url, init);")
+    from services.comments.moderation import ModerationService
+
+    version = requests.get(f"{base}/v1/moderation/comments/{cid}",
+                           headers={"Authorization": f"Bearer {moderator_key}"}, timeout=10).json()["version"]
+    ModerationService(service).decide(cid, "reject", "Bea", version, "spam")
+    press(chrome, "a")
+    wait(chrome, lambda d: "Someone changed this comment" in d.find_element(By.ID, "messages").text)
+    wait(chrome, lambda d: "Bea" in d.find_element(By.ID, "history").text)
+    assert "Rejected" in chrome.find_element(By.ID, "detail-meta").text
+    # Now reviewed at the current version, the moderator's approval goes through.
+    press(chrome, "a")
+    wait(chrome, lambda d: "Approved" in d.find_element(By.ID, "messages").text)
+    public = requests.get(base + PUBLIC, timeout=10).json()["items"]
+    assert cid in {i["id"] for i in public}

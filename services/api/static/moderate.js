@@ -412,20 +412,23 @@
         { "If-Match": '"' + d.version + '"' }).then(function (res) {
       if (res.status === 409) {
         say("Someone changed this comment since you opened it. It has been reloaded: check it and decide again.", "error");
-        return Promise.all([loadDetail(id), refreshQueue(true)]);
+        refreshQueue(true);
+        return loadDetail(id);
       }
       if (res.status === 404) {
         say("That comment no longer exists.", "error");
-        return refreshQueue(true);
+        refreshQueue(true);
+        return;
       }
       if (res.status === 403) { say("Your key may not do that.", "error"); return; }
       if (!res.ok) { say(problemText(res), "error"); return; }
       $("reason").value = "";
       say(DONE_LABEL[action] + ": comment by " + (d.author || "Anonymous") + ".");
       var leaves = res.data.status !== state.status;
-      if (!leaves) {
+      if (!leaves || index < 0) {  // stays in this queue, or was not in it: keep it shown
         state.detail = Object.assign({}, res.data, { history: d.history });
-        return Promise.all([loadDetail(id), refreshQueue(true)]);
+        refreshQueue(true);
+        return loadDetail(id);
       }
       // Move on to the comment that takes its place, keeping the moderator's rhythm.
       state.items = state.items.filter(function (it) { return it.id !== id; });
@@ -434,7 +437,8 @@
       var next = state.items[Math.min(index, state.items.length - 1)];
       if (next) select(next.id, true);
       else { state.selectedId = null; state.detail = null; renderDetail(); $("detail").focus(); }
-      return refreshQueue(true);
+      // The queue refresh is not awaited: a slow poll must never block the next decision.
+      refreshQueue(true);
     }).catch(handleError).then(function () { state.busy = false; });
   }
 
