@@ -173,6 +173,10 @@ class ServiceProcess:
 def queue_settings(settings: Settings) -> Iterator[Settings]:
     if not redis_available():
         pytest.fail(f"integration tests need Redis at {REDIS_URL}")
+    client = redis.Redis.from_url(settings.redis_url)
+    # Texts seen by earlier runs would count as recent duplicates (a spam signal).
+    for key in client.scan_iter("triage:dup:*"):
+        client.delete(key)
     yield settings
     client = redis.Redis.from_url(settings.redis_url)
     client.delete(settings.queue_name)

@@ -12,6 +12,7 @@ from typing import Any
 
 import redis
 
+from services.comments.moderation import ModerationRules, ModerationService
 from services.comments.service import CommentService
 from services.config import Settings
 from services.db import Database
@@ -35,13 +36,16 @@ def policy_settings(settings: Settings) -> Any:
 
 
 class EngineHolder:
-    """The engine with the newest learned model; looks for a newer model every few seconds."""
+    """The engine with the newest learned model and site lists; looks for newer ones every
+    few seconds, so `triage train` and list edits reach every worker without a restart."""
 
-    def __init__(self, settings: Settings, service: CommentService) -> None:
+    def __init__(self, settings: Settings, service: CommentService, moderation: ModerationService) -> None:
         self.settings = settings
         self.service = service
+        self.moderation = moderation
         self._engine: Any = None
         self._model_id: int | None = None
+        self._lists_version: int | None = None
         self._checked = 0.0
 
     def get(self) -> Any:
@@ -50,13 +54,20 @@ class EngineHolder:
             return self._engine
         self._checked = now
         latest = self.service.latest_model_id(MODEL_NAME)
+        lists_version, lists = self.moderation.lists_snapshot()
         if self._engine is None or latest != self._model_id:
-            self._engine = build_engine(self.settings, self.service)
-            self._model_id = latest
+            self._engine = build_engine(self.settings, self.service, lists)
+        elif lists_version != self._lists_version:
+            self._engine = with_lists(self._engine, lists)
+            log.info("site lists reloaded", extra={"lists_version": lists_version})
+        self._model_id = latest
+        self._lists_version = lists_version
         return self._engine
 
 
-def build_engine(settings: Settings, service: CommentService | None) -> Any:
+def build_engine(
+    settings: Settings, service: CommentService | None, lists: dict[str, list[str]] | None = None
+) -> Any:
     """Engine with the newest stored model, else the model built from the shipped seed data."""
     from . import model as model_mod
     from .pipeline import Engine
@@ -67,7 +78,20 @@ def build_engine(settings: Settings, service: CommentService | None) -> Any:
         log.info("engine loaded stored model", extra={"model_id": stored[0]})
     else:
         mdl = model_mod.default_model()
-    return Engine(settings=policy_settings(settings), model=mdl)
+    engine = Engine(settings=policy_settings(settings), model=mdl)
+    return with_lists(engine, lists or {})
+
+
+def with_lists(engine: Any, lists: dict[str, list[str]]) -> Any:
+    """The same engine (model, policy) with the site's lists applied to its filters."""
+    from .filters.lists import AllowedDomains, ListsFilter
+    from .pipeline import Engine, default_filters
+
+    filters: list[Any] = []
+    for f in default_filters(engine.model):
+        filters.append(AllowedDomains(f, lists.get("allowed_domains", [])) if f.name == "spam" else f)
+    filters.append(ListsFilter(lists))
+    return Engine(settings=engine.settings, model=engine.model, filters=filters)
 
 
 def fingerprint(body: str) -> str:
@@ -83,8 +107,11 @@ class Runtime:
         self.db = Database(settings.database_url)
         self.redis = redis.Redis.from_url(settings.redis_url)
         self.service = CommentService(self.db, dispatch=dispatch,
-                                      publisher=RedisPublisher(settings.redis_url))
-        self.engine = EngineHolder(settings, self.service)
+                                      publisher=RedisPublisher(settings.redis_url),
+                                      salt=settings.author_salt)
+        self.moderation = ModerationService(self.service, ModerationRules(
+            trust_min_approved=settings.trust_min_approved))
+        self.engine = EngineHolder(settings, self.service, self.moderation)
 
     def recent_duplicates(self, comment_id: str, body: str) -> int:
         """Other comments with the same text in the last hour (a set, so re-runs don't count)."""

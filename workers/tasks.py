@@ -69,7 +69,8 @@ def register(app: Celery, settings: Settings) -> None:
             return "skipped"
         comment, slug = pending
         try:
-            verdict = classify(rt, comment.id, comment.body, comment.author, slug)
+            verdict = classify(rt, comment.id, comment.body, comment.author, slug,
+                               comment.author_ref)
         except TRANSIENT:
             raise
         except Exception as exc:  # noqa: BLE001 - poison input: hold it, don't loop
@@ -94,11 +95,34 @@ def register(app: Celery, settings: Settings) -> None:
         return n
 
 
-def classify(rt: Runtime, comment_id: str, body: str, author: str | None, slug: str) -> dict[str, Any]:
+def classify(
+    rt: Runtime, comment_id: str, body: str, author: str | None, slug: str,
+    author_ref: str | None = None,
+) -> dict[str, Any]:
+    """Run the engine with what the worker knows (duplicates, trust) and apply author bans."""
     from .filters.base import Context
+    from .filters.profanity import mask
 
     engine = rt.engine.get()
     ctx = Context(author=author, article=slug,
-                  recent_duplicates=rt.recent_duplicates(comment_id, body))
+                  recent_duplicates=rt.recent_duplicates(comment_id, body),
+                  trusted_author=rt.moderation.is_trusted(author_ref))
     verdict = engine.classify(body, author=author, context=ctx)
-    return verdict.to_json()  # type: ignore[no-any-return]
+    out: dict[str, Any] = verdict.to_json()
+    profane = [f for f in verdict.findings if f.category == "profanity"]
+    # Kept even when held, so a moderator's approval publishes the masked text.
+    out["masked_body"] = mask(body, profane) if profane else body
+    if rt.moderation.is_banned(author_ref):
+        out = apply_ban(out, rt.settings.banned_action)
+    return out
+
+
+def apply_ban(verdict: dict[str, Any], banned_action: str) -> dict[str, Any]:
+    """A banned author's comment is held or rejected; a crisis is still held, urgent."""
+    out = dict(verdict, reason="banned", published_body=None,
+               categories=sorted(set(verdict.get("categories", [])) | {"banned"}))
+    if "self_harm" in verdict.get("categories", []):
+        out["action"], out["priority"] = "hold", "urgent"
+    else:
+        out["action"] = "block" if banned_action == "reject" else "hold"
+    return out

@@ -72,3 +72,40 @@ def test_sweeper_resends_comments_whose_message_was_lost(live_client, live_servi
     assert live_service.redispatch(live_service.stale_pending(older_than_seconds=0)) == 5
     worker_factory()
     wait_for(lambda: all(live_service.get(c)[0].status != "pending" for c in ids), timeout=60)
+
+
+def test_list_changes_reach_a_running_worker_without_restart(live_client, live_service, worker_factory):
+    from services.comments.moderation import ModerationService
+
+    mod = ModerationService(live_service)
+    worker_factory()
+    first = post(live_client, "Ana", "Has anyone tried the zebrafoam protocol for depression?")
+    wait_for(lambda: live_service.get(first)[0].status != "pending", timeout=60)
+    assert live_service.get(first)[0].status == "approved"
+    mod.put_list("blocked_terms", ["zebrafoam"], actor="test")
+    changed = time.monotonic()
+    # Any comment posted 5 s after the change is judged with the new list.
+    time.sleep(max(0.0, 5.5 - (time.monotonic() - changed)))
+    second = post(live_client, "Ben", "The zebrafoam protocol cured me, try it.")
+    wait_for(lambda: live_service.get(second)[0].status != "pending", timeout=60)
+    comment, _, last = live_service.get(second)
+    assert comment.status == "rejected"
+    assert any(f["rule"] == "lists.blocked_term" for f in comment.findings)
+
+
+def test_banned_author_is_held_with_reason_banned(live_client, live_service, worker_factory):
+    from services.comments.moderation import ModerationService
+
+    mod = ModerationService(live_service)
+    worker_factory()
+    resp = live_client.post(URL, json={"author": "Troll", "body": "First, harmless.", "email": "t@x.org"})
+    cid = resp.get_json()["id"]
+    wait_for(lambda: live_service.get(cid)[0].status != "pending", timeout=60)
+    ref = live_service.get(cid)[0].author_ref
+    mod.ban(ref, actor="Ana", until=None, reason="abuse")
+    resp = live_client.post(URL, json={"author": "Troll", "body": "A perfectly polite remark.",
+                                       "email": "t@x.org"})
+    second = resp.get_json()["id"]
+    wait_for(lambda: live_service.get(second)[0].status != "pending", timeout=60)
+    comment, _, last = live_service.get(second)
+    assert comment.status == "held" and last.reason == "banned" and "banned" in comment.categories
