@@ -192,8 +192,7 @@ def _stored_models_service(settings: Settings) -> Any:
               help="JSONL with body, optional author, and label (ok or a category).")
 def train(input_: TextIO) -> None:
     """Record labelled examples and rebuild the learned model stored in the database."""
-    from workers import model as model_mod
-    from workers.runtime import MODEL_NAME
+    from workers.learning import retrain
 
     settings = _settings()
     rows = _read_jsonl(input_)
@@ -204,31 +203,38 @@ def train(input_: TextIO) -> None:
     svc = _stored_models_service(settings)
     n = svc.add_training_examples(
         ((r["body"], r.get("author"), r["label"]) for r in rows), source="train")
-    stored = svc.training_examples()
-    examples = [model_mod.Example(body=b, author=a, label=lbl) for b, a, lbl in stored]
-    click.echo(f"recorded {n} examples; training on {len(stored)} stored examples…", err=True)
-    blob = model_mod.train(examples)
-    mid = svc.save_model(MODEL_NAME, blob, len(examples))
-    click.echo(f"model {MODEL_NAME}#{mid} stored ({len(blob)} bytes, {len(examples)} examples)",
-               err=True)
+    click.echo(f"recorded {n} examples; rebuilding the model…", err=True)
+    result = retrain(svc, force=True)
+    click.echo(f"model #{result['model_id']} stored: {result['examples']} examples, "
+               f"{result['bytes']} bytes; workers pick it up within seconds", err=True)
 
 
 @cli.command("eval")
 @click.option("--input", "input_", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Labelled JSONL (default: the dev set).")
+              help="Labelled JSONL (format of LABELS.md).")
 @click.option("--youtube", type=click.Path(exists=True, file_okay=False), default=None,
               help="Folder of the YouTube Spam Collection CSV files.")
 @click.option("--write-readme", is_flag=True, help="Write the quality table into README.md.")
 def eval_(input_: str | None, youtube: str | None, write_readme: bool) -> None:
-    """Measure the engine: per-label outcomes, the policy's metrics, speed, YouTube MCC."""
+    """Per-label outcomes, the policy's metrics and speed; YouTube MCC per video."""
     from workers import evaluation
 
-    text = evaluation.main(dev_path=input_, youtube_dir=youtube, progress=sys.stderr)
+    if not input_ and not youtube:
+        raise click.UsageError("give --input FILE, --youtube DIR or both")
+    dev = yt = None
+    if input_:
+        click.echo(f"eval: {input_} (5-fold cross-validation)…", err=True)
+        dev = evaluation.evaluate_dev(Path(input_))
+    if youtube:
+        click.echo(f"eval: YouTube Spam Collection in {youtube}, per video…", err=True)
+        yt = evaluation.evaluate_youtube(Path(youtube))
+    text = evaluation.render_markdown(dev, yt)
     click.echo(text)
     if write_readme:
         from .readme import replace_section
 
         replace_section("quality", text)
+        click.echo("README quality table updated", err=True)
 
 
 @cli.command()

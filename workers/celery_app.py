@@ -37,7 +37,12 @@ def make_celery(settings: Settings | None = None) -> Celery:
             "sweep-pending": {
                 "task": "moderation.sweep_pending",
                 "schedule": timedelta(seconds=settings.sweep_interval),
-            }
+            },
+            "retrain": {
+                "task": "moderation.retrain",
+                "schedule": timedelta(seconds=settings.retrain_interval),
+            },
+            "purge": {"task": "moderation.purge", "schedule": timedelta(hours=1)},
         },
     )
     app.conf.triage_settings = settings

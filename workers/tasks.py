@@ -84,6 +84,20 @@ def register(app: Celery, settings: Settings) -> None:
         )
         return verdict["action"]
 
+    @app.task(name="moderation.retrain", ignore_result=True, acks_late=True,
+              autoretry_for=TRANSIENT, retry_backoff=True, max_retries=5)
+    def retrain() -> bool:
+        """Rebuild the learned model when moderators' decisions added examples."""
+        from .learning import retrain as rebuild
+
+        result = rebuild(runtime().service, max_examples=settings.retrain_max_examples)
+        return bool(result["rebuilt"])
+
+    @app.task(name="moderation.purge", ignore_result=True, acks_late=True)
+    def purge() -> int:
+        """Forget idempotency keys past their 24 h window."""
+        return runtime().service.purge_idempotency_keys()
+
     @app.task(name="moderation.sweep_pending", ignore_result=True, acks_late=True)
     def sweep_pending() -> int:
         """Re-send every comment still pending after the grace period (lost messages)."""

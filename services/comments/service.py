@@ -317,6 +317,22 @@ class CommentService:
         with self.db.session() as s:
             return [(e.body, e.author, e.label) for e in repo.training_examples(s)]
 
+    def training_examples_with_source(self) -> list[tuple[str, str | None, str, str]]:
+        with self.db.session() as s:
+            return [(e.body, e.author, e.label, e.source) for e in repo.training_examples(s)]
+
+    def training_example_count(self) -> int:
+        from sqlalchemy import func, select
+
+        with self.db.session() as s:
+            return int(s.scalar(select(func.count()).select_from(TrainingExample)) or 0)
+
+    def latest_model_meta(self, name: str) -> tuple[int, int] | None:
+        """(id, number of stored examples it was built from) of the newest model."""
+        with self.db.session() as s:
+            m = repo.latest_model(s, name)
+            return (m.id, m.examples) if m else None
+
     def save_model(self, name: str, blob: bytes, examples: int) -> int:
         with self.db.session() as s:
             m = LearnedModel(name=name, blob=blob, examples=examples)
