@@ -118,6 +118,10 @@ class Settings:
     proxy_hops: int = field(
         default=0, metadata={"doc": "Trusted reverse proxies in front of the API (for client IPs)."}
     )
+    bench_endpoints: bool = field(
+        default=False,
+        metadata={"doc": "Serve `/bench/hello` and `/bench/echo`, the baselines `make bench` compares with."},
+    )
     demo_article_slug: str = field(
         default="ketamine-new-hope-depression", metadata={"doc": "Slug of the seeded article."}
     )

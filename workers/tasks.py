@@ -93,6 +93,10 @@ def register(app: Celery, settings: Settings) -> None:
         result = rebuild(runtime().service, max_examples=settings.retrain_max_examples)
         return bool(result["rebuilt"])
 
+    @app.task(name="bench.noop", ignore_result=True, acks_late=True)
+    def noop(comment_id: str) -> None:
+        """Does nothing: `make bench` measures the broker and worker ceiling with it."""
+
     @app.task(name="moderation.purge", ignore_result=True, acks_late=True)
     def purge() -> int:
         """Forget idempotency keys past their 24 h window."""

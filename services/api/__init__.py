@@ -67,6 +67,8 @@ def create_app(settings: Settings | None = None, *, service: CommentService | No
     app.register_blueprint(public.bp)
     app.register_blueprint(ops.bp)
     app.register_blueprint(moderation.bp)
+    if settings.bench_endpoints:
+        app.register_blueprint(ops.bench_blueprint())
     app.register_blueprint(ui.bp)
     logging.getLogger("triage.api").debug("app created")
     return app

@@ -41,3 +41,21 @@ def readyz() -> tuple[Response, int]:
 @bp.get("/openapi.json")
 def openapi() -> Response:
     return jsonify(document())
+
+
+def bench_blueprint() -> Blueprint:
+    """Trivial endpoints served by the same app and server: the framework's own ceiling."""
+    bench = Blueprint("bench", __name__)
+
+    @bench.get("/bench/hello")
+    def hello() -> Response:
+        return jsonify({"hello": "world"})
+
+    @bench.post("/bench/echo")
+    def echo() -> tuple[Response, int]:
+        from flask import request
+
+        data = request.get_json(silent=True)
+        return jsonify({"received": isinstance(data, dict)}), 202
+
+    return bench
