@@ -11,6 +11,8 @@ from services.api.queue import broker_options
 from services.config import Settings
 from services.logs import setup_logging
 
+from .tasks import BATCH_SIZE
+
 
 def make_celery(settings: Settings | None = None) -> Celery:
     """A Celery app configured for reliability, with the moderation tasks registered."""
@@ -27,8 +29,9 @@ def make_celery(settings: Settings | None = None) -> Celery:
         # put back rather than dropped: the comment must reach a decision.
         task_acks_late=True,
         task_reject_on_worker_lost=True,
-        # Short tasks: a small prefetch keeps work spread and limits what a dead worker held.
-        worker_prefetch_multiplier=4,
+        # Moderation runs in batches of up to BATCH_SIZE messages, so each worker process
+        # must be allowed to hold a batch's worth (celery-batches needs prefetch ≥ batch).
+        worker_prefetch_multiplier=BATCH_SIZE,
         task_default_queue=settings.queue_name,
         task_routes={"moderation.*": {"queue": settings.queue_name}},
         worker_hijack_root_logger=False,

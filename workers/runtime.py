@@ -20,7 +20,7 @@ from services.events import RedisPublisher
 
 log = logging.getLogger("triage.worker")
 
-MODEL_NAME = "spam"
+from .learning import MODEL_NAME  # noqa: E402 - one name for the stored model
 MODEL_CHECK_SECONDS = 5.0
 DUPLICATE_WINDOW_SECONDS = 3600
 
@@ -77,7 +77,13 @@ def build_engine(
         mdl = model_mod.load(stored[1])
         log.info("engine loaded stored model", extra={"model_id": stored[0]})
     else:
-        mdl = model_mod.default_model()
+        # First start on this database: learn from the shipped seed data once and store the
+        # result, so other processes load it in milliseconds instead of training again.
+        blob = model_mod.train(model_mod.default_examples())
+        mdl = model_mod.load(blob)
+        if service is not None:
+            model_id = service.save_model(MODEL_NAME, blob, 0)
+            log.info("engine trained the seed model", extra={"model_id": model_id})
     engine = Engine(settings=policy_settings(settings), model=mdl)
     return with_lists(engine, lists or {})
 
@@ -113,12 +119,14 @@ class Runtime:
             trust_min_approved=settings.trust_min_approved))
         self.engine = EngineHolder(settings, self.service, self.moderation)
 
-    def recent_duplicates(self, comment_id: str, body: str) -> int:
-        """Other comments with the same text in the last hour (a set, so re-runs don't count)."""
-        key = f"triage:dup:{fingerprint(body)}"
+    def recent_duplicates_many(self, items: list[tuple[str, str]]) -> dict[str, int]:
+        """For each (comment id, body): other comments with the same text in the last hour,
+        any article, any author. A set per text, so a re-delivered task does not count twice."""
         pipe = self.redis.pipeline(transaction=False)
-        pipe.sadd(key, comment_id)
-        pipe.scard(key)
-        pipe.expire(key, DUPLICATE_WINDOW_SECONDS)
-        _, count, _ = pipe.execute()
-        return max(0, int(count) - 1)
+        for comment_id, body in items:
+            key = f"triage:dup:{fingerprint(body)}"
+            pipe.sadd(key, comment_id)
+            pipe.scard(key)
+            pipe.expire(key, DUPLICATE_WINDOW_SECONDS)
+        replies = pipe.execute()
+        return {cid: max(0, int(replies[3 * i + 1]) - 1) for i, (cid, _) in enumerate(items)}

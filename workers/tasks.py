@@ -1,12 +1,23 @@
-"""Tasks take ids, reload state, and do nothing when the work is already done."""
+"""Tasks take ids, reload state, and do nothing when the work is already done.
+
+`moderation.moderate_comment(comment_id)` is sent once per comment, but the worker runs it in
+batches (celery-batches): up to BATCH_SIZE messages, or whatever arrived within BATCH_WAIT, are
+moderated together with one query to load them and one transaction to record the decisions.
+Messages are acknowledged only after their batch has returned (acks_late), and the database's
+unique (comment, version) constraint keeps every comment to exactly one engine decision however
+often a message is delivered.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 from typing import Any
 
 from celery import Celery
+from celery.signals import worker_process_init
+from celery_batches import Batches
 from redis.exceptions import RedisError
 from sqlalchemy.exc import OperationalError
 
@@ -18,8 +29,11 @@ log = logging.getLogger("triage.worker")
 
 _runtime: Runtime | None = None
 
-# Errors that go away by themselves (a database or Redis blip): retry with backoff.
+# Errors that go away by themselves (a database or Redis blip): try again later.
 TRANSIENT = (OperationalError, RedisError, ConnectionError)
+BATCH_SIZE = 100
+BATCH_WAIT = 0.005  # seconds: a lone comment waits at most this long for company
+RETRY_DELAY = 2.0
 
 
 def error_verdict(exc: Exception) -> dict[str, Any]:
@@ -44,45 +58,41 @@ def register(app: Celery, settings: Settings) -> None:
             _runtime = Runtime(settings, dispatch=send_moderate)
         return _runtime
 
-    def send_moderate(comment_id: str, request_id: str | None) -> None:
+    @worker_process_init.connect(weak=False)
+    def _warm(**_: object) -> None:
+        # Load the engine as the process starts, not when the first comment is waiting.
+        try:
+            runtime().engine.get()
+        except Exception:  # noqa: BLE001 - a database not yet reachable: load on first use
+            log.warning("engine warm-up failed; it loads on first use", exc_info=True)
+
+    def send_moderate(comment_id: str, request_id: str | None, countdown: float | None = None) -> None:
         app.send_task("moderation.moderate_comment", args=[comment_id],
-                      queue=settings.queue_name,
+                      queue=settings.queue_name, countdown=countdown,
                       headers={"request_id": request_id} if request_id else None)
 
-    @app.task(
-        name="moderation.moderate_comment",
-        bind=True,
-        acks_late=True,
-        reject_on_worker_lost=True,
-        ignore_result=True,
-        autoretry_for=TRANSIENT,
-        retry_backoff=True,
-        retry_backoff_max=60,
-        max_retries=20,
-    )
-    def moderate_comment(self: Any, comment_id: str) -> str:
-        rid = (self.request.headers or {}).get("request_id") if self.request.headers else None
+    @app.task(name="moderation.moderate_comment", base=Batches, flush_every=BATCH_SIZE,
+              flush_interval=BATCH_WAIT, acks_late=True, ignore_result=True)
+    def moderate_comment(requests: list[Any]) -> int:
+        ids: dict[str, str | None] = {}
+        for req in requests:
+            if req.args:
+                ids[str(req.args[0])] = (req.request_dict or {}).get("request_id")
+        if not ids:
+            return 0
         rt = runtime()
-        pending = rt.service.pending_for_moderation(comment_id)
-        if pending is None:
-            log.info("already decided", extra={"comment_id": comment_id, "request_id": rid})
-            return "skipped"
-        comment, slug = pending
         try:
-            verdict = classify(rt, comment.id, comment.body, comment.author, slug,
-                               comment.author_ref)
-        except TRANSIENT:
-            raise
-        except Exception as exc:  # noqa: BLE001 - poison input: hold it, don't loop
-            log.exception("engine failed", extra={"comment_id": comment_id, "request_id": rid})
-            verdict = error_verdict(exc)
-        recorded = rt.service.record_engine_decision(comment_id, verdict)
-        log.info(
-            "decided" if recorded else "already decided",
-            extra={"comment_id": comment_id, "request_id": rid, "action": verdict["action"],
-                   "priority": verdict.get("priority"), "categories": verdict.get("categories")},
-        )
-        return verdict["action"]
+            return moderate_batch(rt, ids)
+        except TRANSIENT as exc:
+            # Nothing was recorded (one transaction). Ask again shortly; the sweeper is the
+            # backstop if even that send fails.
+            log.warning("batch failed, retrying", extra={"count": len(ids), "error": type(exc).__name__})
+            for cid, rid in ids.items():
+                try:
+                    send_moderate(cid, rid, countdown=RETRY_DELAY)
+                except Exception:  # noqa: BLE001 - the comment stays pending; the sweeper re-sends
+                    pass
+            return 0
 
     @app.task(name="moderation.retrain", ignore_result=True, acks_late=True,
               autoretry_for=TRANSIENT, retry_backoff=True, max_retries=5)
@@ -113,24 +123,50 @@ def register(app: Celery, settings: Settings) -> None:
         return n
 
 
+def moderate_batch(rt: Runtime, ids: dict[str, str | None]) -> int:
+    """Moderate the comments among `ids` that are still pending; returns how many were decided."""
+    started = time.perf_counter()
+    pending = rt.service.pending_batch(list(ids))
+    if not pending:
+        return 0
+    dups = rt.recent_duplicates_many([(c.id, c.body) for c, _ in pending])
+    refs = {c.author_ref for c, _ in pending if c.author_ref}
+    banned = rt.moderation.banned_among(refs)
+    trusted = rt.moderation.trusted_among(refs - banned)
+    verdicts: dict[str, dict[str, Any]] = {}
+    for c, slug in pending:
+        try:
+            verdicts[c.id] = classify(rt, c.body, c.author, slug, dups.get(c.id, 0),
+                                      c.author_ref in trusted, c.author_ref in banned)
+        except Exception as exc:  # noqa: BLE001 - poison input: hold it, don't loop
+            log.exception("engine failed", extra={"comment_id": c.id, "request_id": ids.get(c.id)})
+            verdicts[c.id] = error_verdict(exc)
+    decided = set(rt.service.record_engine_decisions(verdicts))
+    for c, _ in pending:
+        v = verdicts[c.id]
+        log.info("decided" if c.id in decided else "already decided",
+                 extra={"comment_id": c.id, "request_id": ids.get(c.id), "action": v["action"],
+                        "priority": v.get("priority"), "categories": v.get("categories")})
+    log.debug("batch", extra={"size": len(pending), "ms": round((time.perf_counter() - started) * 1e3, 2)})
+    return len(decided)
+
+
 def classify(
-    rt: Runtime, comment_id: str, body: str, author: str | None, slug: str,
-    author_ref: str | None = None,
+    rt: Runtime, body: str, author: str | None, slug: str, duplicates: int = 0,
+    trusted: bool = False, banned: bool = False,
 ) -> dict[str, Any]:
     """Run the engine with what the worker knows (duplicates, trust) and apply author bans."""
     from .filters.base import Context
     from .filters.profanity import mask
 
     engine = rt.engine.get()
-    ctx = Context(author=author, article=slug,
-                  recent_duplicates=rt.recent_duplicates(comment_id, body),
-                  trusted_author=rt.moderation.is_trusted(author_ref))
+    ctx = Context(author=author, article=slug, recent_duplicates=duplicates, trusted_author=trusted)
     verdict = engine.classify(body, author=author, context=ctx)
     out: dict[str, Any] = verdict.to_json()
     profane = [f for f in verdict.findings if f.category == "profanity"]
     # Kept even when held, so a moderator's approval publishes the masked text.
     out["masked_body"] = mask(body, profane) if profane else body
-    if rt.moderation.is_banned(author_ref):
+    if banned:
         out = apply_ban(out, rt.settings.banned_action)
     return out
 

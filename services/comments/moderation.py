@@ -297,6 +297,34 @@ class ModerationService:
                     return True
         return False
 
+    def banned_among(self, refs: set[str]) -> set[str]:
+        """Which of these authors are banned now (one query for a batch)."""
+        if not refs:
+            return set()
+        now = utcnow()
+        with self.db.session() as s:
+            rows = s.execute(select(AuthorBan.author_ref, AuthorBan.until).where(
+                AuthorBan.author_ref.in_(refs), AuthorBan.lifted_at.is_(None))).all()
+        return {ref for ref, until in rows if until is None or _aware(until) > now}  # type: ignore[operator]
+
+    def trusted_among(self, refs: set[str]) -> set[str]:
+        """Which of these authors have N approved comments and none rejected."""
+        if not refs:
+            return set()
+        with self.db.session() as s:
+            rows = s.execute(select(Comment.author_ref, Comment.status, func.count())
+                             .where(Comment.author_ref.in_(refs),
+                                    Comment.status.in_([Status.APPROVED, Status.REJECTED]))
+                             .group_by(Comment.author_ref, Comment.status)).all()
+        approved: dict[str, int] = {}
+        rejected: set[str] = set()
+        for ref, status, n in rows:
+            if status == Status.REJECTED:
+                rejected.add(ref)
+            else:
+                approved[ref] = n
+        return {r for r, n in approved.items() if n >= self.rules.trust_min_approved and r not in rejected}
+
     def is_trusted(self, ref: str | None) -> bool:
         """N approved comments and none rejected."""
         if not ref:

@@ -266,29 +266,63 @@ class CommentService:
 
     def record_engine_decision(self, comment_id: str, verdict: dict[str, Any]) -> bool:
         """Apply the engine's verdict once; False if the comment was already decided."""
+        return bool(self.record_engine_decisions({comment_id: verdict}))
+
+    def record_engine_decisions(self, verdicts: dict[str, dict[str, Any]]) -> list[str]:
+        """Apply many verdicts in one transaction; returns the ids decided now.
+
+        Comments no longer pending are skipped. If another delivery decided one of them in the
+        meantime, the unique (comment, version) constraint refuses the whole batch and each
+        verdict is applied on its own instead, so every comment is still decided exactly once."""
         try:
-            with self.db.session() as s:
-                c = s.get(Comment, comment_id)
-                if c is None or c.status != Status.PENDING:
-                    return False
+            decided, events = self._apply_verdicts(verdicts)
+        except IntegrityError:
+            if len(verdicts) == 1:
+                return []
+            decided = []
+            for cid, verdict in verdicts.items():
+                decided += self.record_engine_decisions({cid: verdict})
+            return decided
+        self.emit_all(events)
+        return decided
+
+    def _apply_verdicts(
+        self, verdicts: dict[str, dict[str, Any]]
+    ) -> tuple[list[str], list[tuple[str, dict[str, Any]]]]:
+        from sqlalchemy import select
+
+        decided: list[str] = []
+        events: list[tuple[str, dict[str, Any]]] = []
+        with self.db.session() as s:
+            rows = s.scalars(select(Comment).where(Comment.id.in_(list(verdicts)),
+                                                   Comment.status == Status.PENDING))
+            for c in rows:
+                verdict = verdicts[c.id]
                 c.findings = list(verdict.get("findings", []))
                 c.scores = dict(verdict.get("scores", {}))
                 c.policy_version = verdict.get("policy_version")
                 c.masked_body = verdict.get("masked_body")
                 c.published_body = verdict.get("published_body")
-                emitted = transition(
+                events += transition(
                     s, c, actor="engine", action=verdict["action"],
                     to_status=ACTION_TO_STATUS[verdict["action"]],
                     reason=verdict.get("reason") or ", ".join(verdict.get("categories", [])),
                     priority=verdict.get("priority", "normal"),
                     categories=list(verdict.get("categories", [])),
                     policy_version=verdict.get("policy_version"),
+                    flush=False,
                 )
-        except IntegrityError:
-            # Another delivery of the same task got there first: that decision stands.
-            return False
-        self.emit_all(emitted)
-        return True
+                decided.append(c.id)
+        return decided, events
+
+    def pending_batch(self, ids: list[str]) -> list[tuple[Comment, str]]:
+        """The comments among `ids` still awaiting the engine, with their article slugs."""
+        from sqlalchemy import select
+
+        with self.db.session() as s:
+            q = (select(Comment, Article.slug).join(Article, Article.id == Comment.article_id)
+                 .where(Comment.id.in_(ids), Comment.status == Status.PENDING))
+            return [(c, slug) for c, slug in s.execute(q)]
 
     def stale_pending(self, older_than_seconds: int, limit: int = 1000) -> list[str]:
         """Ids of comments still pending after a grace period (their task may be lost)."""
@@ -388,6 +422,7 @@ def transition(
     priority: str | None = None,
     categories: list[str] | None = None,
     policy_version: str | None = None,
+    flush: bool = True,
 ) -> list[tuple[str, dict[str, Any]]]:
     """The one way a comment changes state: an appended Decision, the row updated, the version
     bumped. Returns the events to publish once the caller's transaction has committed."""
@@ -419,7 +454,8 @@ def transition(
     c.status = to_status
     c.decided_at = utcnow()
     c.version += 1
-    s.flush()  # the unique (comment, version) constraint speaks now, inside the transaction
+    if flush:  # the unique (comment, version) constraint speaks now, inside the transaction
+        s.flush()
     slug = s.get(Article, c.article_id).slug  # type: ignore[union-attr]
     events = [(STATUS_EVENT[to_status], event_payload(c, slug))]
     if to_status == Status.HELD and c.priority == "urgent":
