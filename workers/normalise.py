@@ -38,6 +38,16 @@ _CONFUSABLES = {
     "τ": "t", "υ": "u", "χ": "x", "ϲ": "c", "ս": "u", "օ": "o", "ı": "i", "ℓ": "l",
 }
 
+# Letters that only ever stand in for Latin ones (small capitals, phonetic and Cherokee look-alikes);
+# folded wherever they occur.
+_ALWAYS_LATIN = {
+    "ᴀ": "a", "ʙ": "b", "ᴄ": "c", "ᴅ": "d", "ᴇ": "e", "ꜰ": "f", "ɢ": "g", "ʜ": "h", "ɪ": "i",
+    "ᴊ": "j", "ᴋ": "k", "ʟ": "l", "ᴍ": "m", "ɴ": "n", "ᴏ": "o", "ᴘ": "p", "ʀ": "r", "ꜱ": "s",
+    "ᴛ": "t", "ᴜ": "u", "ᴠ": "v", "ᴡ": "w", "ʏ": "y", "ᴢ": "z", "ɑ": "a", "ɾ": "r", "ɦ": "h",
+    "ҽ": "e", "ѡ": "w", "ɩ": "i", "ʋ": "v", "ꮪ": "s", "Ꮪ": "s", "Ꭺ": "a", "Ꭼ": "e", "Ꮋ": "h",
+    "Ꭻ": "j", "Ꮶ": "k", "Ꮮ": "l", "Ꮇ": "m", "Ꮲ": "p", "Ꭱ": "r", "Ꭲ": "t", "Ꮩ": "v", "Ꮃ": "w",
+    "Ꮓ": "z", "Ꮯ": "c", "Ꮐ": "g", "Ꭰ": "d", "Ꭵ": "i", "Ӏ": "l", "ǀ": "l",
+}
 # Leetspeak inside a word that also has letters on both sides of the symbol.
 _LEET = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i",
          "8": "b", "9": "g"}
@@ -69,6 +79,8 @@ def _fold_char(ch: str) -> str:
         return " " if ch in "\n\r\t\v\f" else ""
     if cat == "Zs":
         return " "
+    if ch in _ALWAYS_LATIN:
+        return _ALWAYS_LATIN[ch]
     enc = _enclosed_letter(cp)
     if enc:
         return enc
@@ -155,6 +167,9 @@ _EMAILISH = re.compile(r"^[\w.]+@[\w.]+$")
 _SPACED = re.compile(r"(?<![\w/])(?:[a-z0-9][ .\-_*]){2,}[a-z0-9](?![a-z0-9])")
 _SPACED_PAIRS = re.compile(r"(?<![\w])(?:[a-z0-9] ){1,}[a-z0-9](?![\w])")
 _DOT_WORD = re.compile(r"\s*(?:\(dot\)|\[dot\]|\{dot\}|\bdot\b|\(\.\)|\[\.\])\s*(?=[a-z0-9])")
+# "name@ gmail. com": an address split by spaces after the @ or the dot
+_SPLIT_AT = re.compile(r"(?<=[a-z0-9])@\s+(?=[a-z0-9])")
+_SPLIT_TLD = re.compile(r"(@[a-z0-9-]{2,30})\.\s+((?:com|net|org|co|ru|info|io)\b)")
 _SPACED_DOT = re.compile(r"(?<=[a-z0-9]) \. (?=[a-z0-9])")
 _AT_WORD = re.compile(r"(?<=[a-z0-9])\s*(?:\(at\)|\[at\]|\{at\}|\bat\b)\s*(?=[a-z0-9_-]+(?:\.[a-z0-9_-]+)*\.[a-z]{2,}(?![\w@.]))")
 _NUMBER_RUN = re.compile(
@@ -215,7 +230,8 @@ def normalise(text: str) -> Text:
                     return "".join(_CONFUSABLES.get(c, c) for c in w)
                 return w
 
-            s, idx = _sub(re.compile(r"\w+"), fold_word, s_low, idx)
+            # a web address or handle counts as one word: "spravato-ѕһор.com" mixes scripts
+            s, idx = _sub(re.compile(r"\w+(?:[.\-/@]\w+)*"), fold_word, s_low, idx)
         else:
             s = s.lower()
         if len(s) != len(idx):  # lower() can change length for a few characters (İ)
@@ -234,6 +250,9 @@ def normalise(text: str) -> Text:
     if "  " in s and s.count("  ") >= 3 and len(re.findall(r"(?<!\w)\w (?=\w(?!\w))", s)) >= 2:
         # text written letter by letter, words separated by wider gaps: "D M  m e  f o r  K"
         s, idx = _sub(_SPACED_PAIRS, _join_spaced, s, idx)
+    if "@ " in s:
+        s, idx = _sub(_SPLIT_AT, "@", s, idx)
+        s, idx = _sub(_SPLIT_TLD, r"\1.\2", s, idx)
     if "dot" in s or "." in s:
         s, idx = _sub(_SPACED_DOT, ".", s, idx)
         s, idx = _sub(_DOT_WORD, ".", s, idx)

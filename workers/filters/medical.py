@@ -39,6 +39,9 @@ class MedicalFilter(PhraseFilter):
                                       r"(?:take|combine|mix|add|try|have|pair|throw in|stack|use)\b")
         # A condition after these ("as long as you don't drive") is not a warning about the mix.
         self._proviso = re.compile(r"\b(?:as long as|so long as|provided|unless|just don't|only if)\b")
+        self._not_warning = re.compile(r"\b(?:so (?:that )?(?:you|i|it|u) (?:don't|do not|won't|dont|wont|never)|"
+                                       r"ignore (?:the |all the |any |those )?warn\w*|"
+                                       r"(?:never|didn't|doesn't|won't) (?:hurt|harm)\w*)")
         self._warn = re.compile(r"\b(?:don't|do not|never|avoid|dangerous|danger|risk|risky|"
                                 r"warn\w*|shouldn't|should not|sign a form|no alcohol|careful|"
                                 r"interact\w*|sedation|overdose|wouldn't|isn't|not an?)\b")
@@ -62,7 +65,9 @@ class MedicalFilter(PhraseFilter):
             elif self._imperative.search(sent):
                 score, why = 0.75, "imperative"
             p = self._proviso.search(sent)
-            if self._warn.search(sent[: p.start()] if p else sent):
+            # "so you don't feel it", "ignore the warnings": not a warning against the mix
+            checked = self._not_warning.sub(" ", sent[: p.start()] if p else sent)
+            if self._warn.search(checked):
                 score *= 0.15
                 why = "warned against"
             if is_question(s, a, b):

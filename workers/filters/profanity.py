@@ -246,6 +246,7 @@ class ProfanityFilter:
         self.allow_phrases = _phrase_regex(read_list("profanity_allow_phrases.txt"))
         roots = read_list("profanity_roots.txt")
         self.roots = re.compile("|".join(re.escape(r) for r in roots)) if roots else None
+        self._root_words = tuple(r.lower() for r in roots)
         self.root_exceptions = frozenset(read_list("profanity_root_exceptions.txt"))
         self._word = re.compile(r"[\w*@$'!]+")
         self._by_len: dict[int, list[str]] = {}
@@ -260,7 +261,18 @@ class ProfanityFilter:
         if token.count("*") == len(token) or sum(c.isalpha() for c in token) < 2:
             return False
         pat = re.compile(re.escape(token).replace(r"\*", "[a-z]"))
-        return any(pat.fullmatch(w) for w in self._by_len.get(len(token), ()))
+        if any(pat.fullmatch(w) for w in self._by_len.get(len(token), ())):
+            return True
+        # a starred root inside a longer word: "sh*tshow", "f**kwit"
+        if self.roots is not None:
+            for root in self._root_words:
+                n = len(root)
+                for i in range(len(token) - n + 1):
+                    part = token[i:i + n]
+                    if ("*" in part and part[0] != "*" and
+                            all(c == "*" or c == r for c, r in zip(part, root))):
+                        return True
+        return False
 
     def _obfuscated(self, tok: str) -> str | None:
         """Rule id when a token is a disguised listed word, else None."""

@@ -24,7 +24,9 @@ VERSION = "1"
 _RESERVED_SUFFIXES = (".example.com", ".example.net", ".example.org", ".example", ".test",
                       ".invalid", ".localhost")
 _TLDS = ("com|net|org|info|biz|io|co|me|ly|gl|uk|de|fr|es|it|ru|in|us|ca|au|nl|pl|br|cn|xyz|online|"
-         "shop|store|site|club|top|live|app|health|clinic|example|test|invalid|gov|edu|int|eu|mx|id|at")
+         "shop|store|site|club|top|live|app|health|clinic|example|test|invalid|gov|edu|int|eu|mx|id|at|"
+         "win|blog|vip|bet|click|link|icu|cam|care|tv|cc|ws|su|today|space|fun|life|world|pharmacy|"
+         "email|pro|ink|lol|buzz|work|agency|center|rocks|page|news|tk|ml|ga|cf|gq|ua|kz|ng|za|ph|pk")
 _LINK = re.compile(
     r"(?:https?://|www\.)[^\s<>\"'\]\[)]+|(?<![\w@.-])(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+(?:" + _TLDS +
     r")\b(?:/[^\s<>\"'\]\[)]*)?")
@@ -300,6 +302,10 @@ class SpamFilter:
             host = host_of(link)
             if not host or "." not in host or is_reputable(host):
                 continue
+            if _domain_in(host, self._lists["contact"]):
+                add("spam.link.contact", 0.95, [m.span()], host)
+                bad.append(m.span())
+                continue
             if not link.startswith(("http", "www")):
                 label = host.split(".")[-2]
                 if len(label) < 2 or not re.search(r"[a-z]", label):
@@ -356,7 +362,9 @@ class SpamFilter:
         words = _WORDS.findall(s)
         if words and len(words) <= 12:
             gib = [w for w in words if _is_gibberish_word(w)]
-            if len(gib) >= max(1, 0.6 * len(words)) and len(words) <= 12:
+            longer = [w for w in words if len(w) >= 4]
+            if (len(gib) >= max(1, 0.6 * len(words))
+                    or (len(gib) >= 3 and len(gib) >= 0.6 * len(longer))):
                 add("spam.gibberish", 0.96, (), "keyboard mash")
         if len(words) >= 8:
             uniq = len(set(words)) / len(words)
