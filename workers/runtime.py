@@ -16,6 +16,7 @@ from services.comments.moderation import ModerationRules, ModerationService
 from services.comments.service import CommentService
 from services.config import Settings
 from services.db import Database
+from services.cache import InvalidatingPublisher, ReadCache
 from services.events import RedisPublisher
 
 log = logging.getLogger("triage.worker")
@@ -112,9 +113,10 @@ class Runtime:
         self.pid = os.getpid()
         self.db = Database(settings.database_url)
         self.redis = redis.Redis.from_url(settings.redis_url)
-        self.service = CommentService(self.db, dispatch=dispatch,
-                                      publisher=RedisPublisher(settings.redis_url),
-                                      salt=settings.author_salt)
+        self.service = CommentService(
+            self.db, dispatch=dispatch, salt=settings.author_salt,
+            publisher=InvalidatingPublisher(RedisPublisher(settings.redis_url),
+                                            ReadCache(settings.redis_url)))
         self.moderation = ModerationService(self.service, ModerationRules(
             trust_min_approved=settings.trust_min_approved))
         self.engine = EngineHolder(settings, self.service, self.moderation)

@@ -9,6 +9,7 @@ from flask import Flask, g, request
 
 from ..config import Settings
 from ..db import Database
+from ..cache import InvalidatingPublisher, ReadCache
 from ..events import RedisPublisher
 from ..comments.service import CommentService
 from ..logs import setup_logging
@@ -28,13 +29,18 @@ def create_app(settings: Settings | None = None, *, service: CommentService | No
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["triage.settings"] = settings
+    cache = ReadCache(settings.redis_url)
+    app.extensions["triage.read_cache"] = cache
     if service is None:
         db = Database(settings.database_url)
         sender = TaskSender(settings)
-        service = CommentService(db, dispatch=sender.moderate,
-                                 publisher=RedisPublisher(settings.redis_url),
-                                 salt=settings.author_salt)
+        service = CommentService(
+            db, dispatch=sender.moderate, salt=settings.author_salt,
+            publisher=InvalidatingPublisher(RedisPublisher(settings.redis_url), cache))
         app.extensions["triage.sender"] = sender
+    elif not isinstance(service.publisher, InvalidatingPublisher):
+        # Tests pass their own service; its decisions must still reach the read cache.
+        service.publisher = InvalidatingPublisher(service.publisher, cache)
     app.extensions["triage.service"] = service
     mod = ModerationService(service, ModerationRules(
         report_threshold=settings.report_threshold,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from pydantic import ValidationError
+from redis.exceptions import RedisError
 
+from ..cache import ReadCache
 from ..comments.errors import Invalid
 from ..comments.models import Status
 from ..comments.service import CommentService, NewComment, _iso
@@ -101,8 +104,36 @@ def list_comments(slug: str) -> Response:
         q = ListQuery.model_validate(request.args.to_dict())
     except ValidationError as exc:
         raise Invalid("The query did not pass validation.", errors=validation_errors(exc)) from exc
+    cache: ReadCache | None = current_app.extensions.get("triage.read_cache")
+    token = None
+    if cache is not None:
+        try:
+            token = cache.generation(slug)
+        except RedisError:
+            cache = None  # Redis away: serve from the database, uncached
+    if cache is not None and token is not None:
+        etag = cache.etag(token, q.limit, q.cursor)
+        if request.if_none_match.contains_weak(etag[3:-1]):  # W/"tag" → tag
+            return _cached(Response(status=304), etag)
+        body = cache.get_page(slug, token, q.limit, q.cursor)
+        if body is None:
+            items, next_cursor = service().approved(slug, q.limit, q.cursor)
+            body = json.dumps({"items": items, "next_cursor": next_cursor},
+                              separators=(",", ":")).encode()
+            try:
+                cache.put_page(slug, token, q.limit, q.cursor, body)
+            except RedisError:
+                pass
+        return _cached(Response(body, mimetype="application/json"), etag)
     items, next_cursor = service().approved(slug, q.limit, q.cursor)
     return jsonify({"items": items, "next_cursor": next_cursor})
+
+
+def _cached(resp: Response, etag: str) -> Response:
+    resp.headers["ETag"] = etag
+    # Widgets may keep a page briefly but must revalidate: a decision can change it any time.
+    resp.headers["Cache-Control"] = "public, max-age=0, must-revalidate"
+    return resp
 
 
 @bp.post("/v1/comments/<comment_id>/reports")

@@ -208,3 +208,19 @@ def test_rate_limits_answer_429_problem_with_retry_after(settings, service):
     codes = [client.get("/v1/moderation/queue", headers={"Authorization": "Bearer wrong"},
                         environ_overrides={"REMOTE_ADDR": ip}).status_code for _ in range(3)]
     assert codes == [401, 401, 429]
+
+
+def test_read_endpoint_etag_304_and_a_decision_invalidates_the_cache(client, service):
+    first = post(client, {"author": "A", "body": "first"}).get_json()["id"]
+    decide(service, first, body="first")
+    r1 = client.get(URL)
+    etag = r1.headers["ETag"]
+    assert [i["id"] for i in r1.get_json()["items"]] == [first]
+    r2 = client.get(URL, headers={"If-None-Match": etag})
+    assert r2.status_code == 304 and r2.headers["ETag"] == etag and not r2.get_data()
+    second = post(client, {"author": "B", "body": "second"}).get_json()["id"]
+    assert client.get(URL, headers={"If-None-Match": etag}).status_code == 304  # still pending
+    decide(service, second, body="second")
+    r3 = client.get(URL, headers={"If-None-Match": etag})
+    assert r3.status_code == 200 and r3.headers["ETag"] != etag
+    assert [i["id"] for i in r3.get_json()["items"]] == [first, second]

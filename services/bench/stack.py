@@ -1,0 +1,216 @@
+"""The benchmark's own stack: Redis, API and worker processes, paused and stopped by us only."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import IO
+
+import redis
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _child_setup() -> None:
+    """Own process group (we signal the whole tree), and die if the benchmark dies."""
+    os.setsid()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def redis_answers(url: str) -> bool:
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+        ok = bool(client.ping())
+        client.close()
+        return ok
+    except redis.RedisError:
+        return False
+
+
+class Stack:
+    """Processes the benchmark started, by name; stop() ends every one of them."""
+
+    def __init__(self, repo: Path, logs: Path, env: dict[str, str]) -> None:
+        self.repo = repo
+        self.logs = logs
+        self.env = env
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._files: list[IO[bytes]] = []
+        logs.mkdir(parents=True, exist_ok=True)
+
+    def _log(self, name: str) -> IO[bytes]:
+        f = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - closed in stop()
+        self._files.append(f)
+        return f
+
+    def start_redis(self, fallback_url: str) -> str:
+        """A private redis-server on a free port; REDIS_URL when there is no redis-server."""
+        server = shutil.which("redis-server")
+        if not server:
+            if not redis_answers(fallback_url):
+                raise SystemExit(f"no redis-server on PATH and nothing answers at {fallback_url}")
+            return fallback_url
+        port = free_port()
+        log = self._log("redis")
+        self.procs["redis"] = subprocess.Popen(
+            [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=log, stderr=log, preexec_fn=_child_setup)
+        url = f"redis://127.0.0.1:{port}/0"
+        for _ in range(100):
+            if redis_answers(url):
+                return url
+            time.sleep(0.05)
+        raise RuntimeError("private redis-server did not answer")
+
+    def triage(self, *args: str) -> None:
+        """Run one `triage` command to completion (migrate, seed, articles add)."""
+        log = self._log("setup")
+        subprocess.run([sys.executable, "-m", "services", *args], env=self.env, cwd=self.repo,
+                       stdout=log, stderr=log, check=True, timeout=120)
+
+    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        log = self._log(name)
+        proc = subprocess.Popen([sys.executable, "-m", "services", *args], env=self.env,
+                                cwd=self.repo, stdout=log, stderr=log, preexec_fn=_child_setup)
+        self.procs[name] = proc
+        return proc
+
+    def check_alive(self) -> None:
+        for name, p in self.procs.items():
+            if p.poll() is not None:
+                raise RuntimeError(f"{name} exited with {p.returncode}; see {self.logs / (name + '.log')}")
+
+    def wait_http(self, url: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            try:
+                with urllib.request.urlopen(url, timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
+
+    def signal(self, name: str, sig: int) -> None:
+        p = self.procs.get(name)
+        if p is not None and p.poll() is None:
+            try:
+                os.killpg(p.pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    def pause(self, name: str) -> None:
+        """Freeze the whole process tree (its messages wait in Redis)."""
+        self.signal(name, signal.SIGSTOP)
+
+    def resume(self, name: str) -> None:
+        self.signal(name, signal.SIGCONT)
+
+    def stop(self) -> None:
+        """SIGTERM each process group (newest first), SIGKILL what is left after a grace."""
+        for name in reversed(list(self.procs)):
+            self.signal(name, signal.SIGCONT)
+            self.signal(name, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for name, p in self.procs.items():
+            try:
+                p.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.signal(name, signal.SIGKILL)
+                try:
+                    p.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    pass
+        for f in self._files:
+            f.close()
+        self._files.clear()
+
+
+# -- memory -----------------------------------------------------------------------------------
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def _children_map() -> dict[int, list[int]]:
+    kids: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # The command name may hold spaces and parentheses: fields start after the last ')'.
+        fields = stat[stat.rfind(b")") + 2:].split()
+        kids.setdefault(int(fields[1]), []).append(int(entry))
+    return kids
+
+
+def tree(pid: int, kids: dict[int, list[int]]) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += kids.get(p, [])
+    return out
+
+
+def rss_bytes(pids: list[int]) -> int:
+    total = 0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/statm", "rb") as f:
+                total += int(f.read().split()[1]) * _PAGE
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
+class RssSampler(threading.Thread):
+    """Peak resident memory of each named process tree (sum over its processes)."""
+
+    def __init__(self, roots: dict[str, int], interval: float = 0.25) -> None:
+        super().__init__(daemon=True)
+        self.roots = roots
+        self.interval = interval
+        self.peak: dict[str, int] = {name: 0 for name in roots}
+        self.processes: dict[str, int] = {name: 0 for name in roots}
+        self._stop = threading.Event()
+
+    def sample(self) -> None:
+        if not os.path.isdir("/proc"):
+            return
+        kids = _children_map()
+        for name, root in self.roots.items():
+            pids = tree(root, kids)
+            rss = rss_bytes(pids)
+            if rss > self.peak[name]:
+                self.peak[name] = rss
+                self.processes[name] = len(pids)
+
+    def run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def stop(self) -> None:
+        self._stop.set()
