@@ -14,6 +14,20 @@ from .config import Settings
 DEMO_TITLE = "Ketamine a new hope for people suffering from depression?"
 
 
+def prepare_metrics(metrics_dir: str, role: str) -> None:
+    """Multi-process metrics for a role: must run before anything imports prometheus_client,
+    which reads PROMETHEUS_MULTIPROC_DIR once, at import."""
+    if not metrics_dir:
+        return
+    import os
+    import shutil
+
+    path = Path(metrics_dir) / role
+    shutil.rmtree(path, ignore_errors=True)  # files of processes from an earlier run
+    path.mkdir(parents=True, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+
+
 def _settings() -> Settings:
     return Settings.from_env()
 
@@ -109,18 +123,21 @@ def keys_revoke(key_id: int) -> None:
 @cli.command()
 def api() -> None:
     """Serve the HTTP API with gunicorn (PORT, HOST, WEB_CONCURRENCY)."""
+    settings = _settings()
+    prepare_metrics(settings.metrics_dir, "api")
     from .server import serve
 
-    serve(_settings())
+    serve(settings)
 
 
 @cli.command()
 @click.option("--concurrency", "-c", type=int, default=None, help="Worker processes.")
 def worker(concurrency: int | None) -> None:
     """Run a Celery worker on the moderation queue."""
+    settings = _settings()
+    prepare_metrics(settings.metrics_dir, "worker")
     from workers.celery_app import make_celery
 
-    settings = _settings()
     app = make_celery(settings)
     app.worker_main([
         "worker", "-Q", settings.queue_name, "--loglevel", settings.log_level,

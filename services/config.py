@@ -118,6 +118,10 @@ class Settings:
     proxy_hops: int = field(
         default=0, metadata={"doc": "Trusted reverse proxies in front of the API (for client IPs)."}
     )
+    metrics_dir: str = field(
+        default=str(ROOT / "var" / "metrics"),
+        metadata={"doc": "Folder for multi-process Prometheus metrics (empty: single process)."},
+    )
     bench_endpoints: bool = field(
         default=False,
         metadata={"doc": "Serve `/bench/hello` and `/bench/echo`, the baselines `make bench` compares with."},

@@ -36,7 +36,14 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         "accesslog": None,
         "errorlog": "-",
         "loglevel": settings.log_level.lower(),
+        "child_exit": _child_exit,
     }
+
+
+def _child_exit(_server: Any, worker: Any) -> None:
+    from .metrics import mark_dead
+
+    mark_dead(worker.pid)
 
 
 def serve(settings: Settings) -> None:

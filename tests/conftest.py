@@ -55,6 +55,7 @@ def settings(database_url: str) -> Settings:
         queue_name=f"moderation-test-{uuid.uuid4().hex[:8]}",
         visibility_timeout=5,
         log_level="WARNING",
+        metrics_dir="",
         ratelimit_enabled=False,
         author_salt="test-salt",
     )
@@ -125,6 +126,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         SWEEP_GRACE=str(settings.sweep_grace),
         RATELIMIT_ENABLED="true" if settings.ratelimit_enabled else "false",
         AUTHOR_SALT=settings.author_salt,
+        METRICS_DIR=settings.metrics_dir,
         LOG_LEVEL="INFO",
         PYTHONUNBUFFERED="1",
     )

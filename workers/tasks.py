@@ -142,6 +142,7 @@ def moderate_batch(rt: Runtime, ids: dict[str, str | None]) -> int:
             log.exception("engine failed", extra={"comment_id": c.id, "request_id": ids.get(c.id)})
             verdicts[c.id] = error_verdict(exc)
     decided = set(rt.service.record_engine_decisions(verdicts))
+    observe(pending, verdicts, decided)
     for c, _ in pending:
         v = verdicts[c.id]
         log.info("decided" if c.id in decided else "already decided",
@@ -149,6 +150,24 @@ def moderate_batch(rt: Runtime, ids: dict[str, str | None]) -> int:
                         "priority": v.get("priority"), "categories": v.get("categories")})
     log.debug("batch", extra={"size": len(pending), "ms": round((time.perf_counter() - started) * 1e3, 2)})
     return len(decided)
+
+
+def observe(pending: list[Any], verdicts: dict[str, dict[str, Any]], decided: set[str]) -> None:
+    """Metrics: decisions by action and category, submitted → decided latency, batch size."""
+    import datetime as dt
+
+    from services.metrics import BATCH_SIZES, DECISIONS, MODERATION_LATENCY
+
+    BATCH_SIZES.observe(len(pending))
+    now = dt.datetime.now(dt.timezone.utc)
+    for c, _ in pending:
+        if c.id not in decided:
+            continue
+        v = verdicts[c.id]
+        for category in v.get("categories") or ["none"]:
+            DECISIONS.labels(v["action"], category).inc()
+        created = c.created_at if c.created_at.tzinfo else c.created_at.replace(tzinfo=dt.timezone.utc)
+        MODERATION_LATENCY.observe(max(0.0, (now - created).total_seconds()))
 
 
 def classify(

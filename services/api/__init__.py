@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 
 from flask import Flask, g, request
@@ -13,6 +14,7 @@ from ..cache import InvalidatingPublisher, ReadCache
 from ..events import RedisPublisher
 from ..comments.service import CommentService
 from ..logs import setup_logging
+from ..metrics import HTTP_LATENCY, HTTP_REQUESTS
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ..comments.moderation import ModerationRules, ModerationService
@@ -56,6 +58,7 @@ def create_app(settings: Settings | None = None, *, service: CommentService | No
 
     @app.before_request
     def _request_id() -> None:
+        g.started = time.perf_counter()
         # A request id follows the comment into the worker's log lines.
         rid = request.headers.get("X-Request-ID", "")[:64] or uuid.uuid4().hex
         g.request_id = rid
@@ -63,6 +66,10 @@ def create_app(settings: Settings | None = None, *, service: CommentService | No
     @app.after_request
     def _headers(resp):  # type: ignore[no-untyped-def]
         resp.headers["X-Request-ID"] = g.get("request_id", "")
+        rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        HTTP_REQUESTS.labels(rule, request.method, str(resp.status_code)).inc()
+        if "started" in g:
+            HTTP_LATENCY.labels(rule, request.method).observe(time.perf_counter() - g.started)
         resp.headers.setdefault("X-Content-Type-Options", "nosniff")
         resp.headers.setdefault("Referrer-Policy", "no-referrer")
         # API answers are data, never a page to render or frame.

@@ -38,6 +38,15 @@ def readyz() -> tuple[Response, int]:
     return jsonify({"status": "ok" if ok else "unavailable", "checks": checks}), (200 if ok else 503)
 
 
+@bp.get("/metrics")
+def metrics() -> Response:
+    from ..metrics import CONTENT_TYPE, render
+
+    settings = current_app.extensions["triage.settings"]
+    body = render(settings.metrics_dir, settings.redis_url, settings.queue_name)
+    return Response(body, mimetype=CONTENT_TYPE.split(";")[0])
+
+
 @bp.get("/openapi.json")
 def openapi() -> Response:
     return jsonify(document())

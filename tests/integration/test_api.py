@@ -224,3 +224,12 @@ def test_read_endpoint_etag_304_and_a_decision_invalidates_the_cache(client, ser
     r3 = client.get(URL, headers={"If-None-Match": etag})
     assert r3.status_code == 200 and r3.headers["ETag"] != etag
     assert [i["id"] for i in r3.get_json()["items"]] == [first, second]
+
+
+def test_metrics_are_prometheus_text(client):
+    client.get("/healthz")
+    resp = client.get("/metrics")
+    assert resp.status_code == 200 and resp.mimetype == "text/plain"
+    text = resp.get_data(as_text=True)
+    assert 'triage_http_requests_total{method="GET",route="/healthz",status="200"}' in text
+    assert "triage_queue_depth" in text and "triage_http_request_seconds_bucket" in text

@@ -1,0 +1,736 @@
+"""`make bench`: start a private stack, measure every figure of the performance issue, report.
+
+Phases, in order (the worker is frozen with SIGSTOP where its work would disturb a figure):
+classify in-process · 200 approved comments for the read test (also warms the worker) ·
+ingest and its baseline (worker frozen) · reads and their baseline · no-op tasks · the
+moderation pipeline · end-to-end latency at a steady 200 comments/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import http.client
+import json
+import os
+import platform
+import queue
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from ..config import ROOT, Settings
+from . import corpus as corpus_mod
+from .load import have_wrk, run_load
+from .stack import RssSampler, Stack, free_port
+from .stats import (
+    evaluate_targets,
+    machine_line,
+    percentile,
+    ratio,
+    render_markdown,
+    render_text,
+    table_rows,
+)
+
+UNACKED = "unacked"  # kombu's Redis transport keeps delivered, unacknowledged messages here
+
+
+class Progress:
+    """One status line on stderr, rewritten in place on a terminal."""
+
+    def __init__(self) -> None:
+        self.t0 = time.monotonic()
+        self.tty = sys.stderr.isatty()
+        self.text = ""
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        if self.tty:
+            threading.Thread(target=self._tick, daemon=True).start()
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.t0
+
+    def _write(self) -> None:
+        line = f"[bench {self.elapsed():5.1f}s] {self.text}"
+        if self.tty:
+            sys.stderr.write("\r\033[K" + line[:150])
+        else:
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+    def __call__(self, text: str, quiet: bool = False) -> None:
+        with self._lock:
+            self.text = text
+            if self.tty or not quiet:
+                self._write()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(0.5):
+            with self._lock:
+                self._write()
+
+    def done(self) -> None:
+        self._stop.set()
+        if self.tty:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+def http_json(base: str, method: str, path: str, body: Any = None,
+              headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], Any]:
+    host, port = base.split("//", 1)[1].split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        hdrs = dict(headers or {})
+        data = None
+        if body is not None:
+            data = json.dumps(body)
+            hdrs["Content-Type"] = "application/json"
+        conn.request(method, path, data, hdrs)
+        r = conn.getresponse()
+        raw = r.read()
+        parsed = json.loads(raw) if raw and r.getheader("Content-Type", "").endswith("json") else None
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, parsed
+    finally:
+        conn.close()
+
+
+def queue_depth(r: redis.Redis, name: str) -> int:
+    total = int(r.llen(name))
+    for key in r.scan_iter(match=f"{name}\x06\x16*"):  # kombu's priority sub-queues
+        total += int(r.llen(key))
+    return total
+
+
+def purge_queue(r: redis.Redis, name: str) -> int:
+    depth = queue_depth(r, name)
+    r.delete(name, *list(r.scan_iter(match=f"{name}\x06\x16*")))
+    return depth
+
+
+def wait_drained(r: redis.Redis, name: str, deadline: float, progress: Progress, label: str,
+                 total: int) -> float | None:
+    """Time (perf_counter) the queue and the unacknowledged set were first seen empty for good."""
+    first_empty = None
+    streak = 0
+    while time.monotonic() < deadline:
+        depth = queue_depth(r, name)
+        unacked = int(r.hlen(UNACKED))
+        now = time.perf_counter()
+        if depth == 0 and unacked == 0:
+            if first_empty is None:
+                first_empty = now
+            streak += 1
+            if streak >= 3:
+                return first_empty
+            time.sleep(0.005)
+            continue
+        first_empty, streak = None, 0
+        progress(f"{label}: {total - depth - unacked:,}/{total:,} done", quiet=True)
+        time.sleep(0.01)
+    return None
+
+
+def machine_info(settings: Settings, db: Any) -> dict[str, Any]:
+    versions: dict[str, str] = {}
+    for pkg in ("flask", "gunicorn", "celery", "kombu", "redis", "sqlalchemy", "pydantic",
+                "better-profanity"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    for tool, args, pat in (("redis-server", ["--version"], r"v=(\S+)"), ("wrk", ["-v"], r"wrk (\S+)")):
+        if shutil.which(tool):
+            try:
+                out = subprocess.run([tool, *args], capture_output=True, text=True, timeout=5)
+                m = re.search(pat, out.stdout + out.stderr)
+                if m:
+                    versions[tool] = m.group(1)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    backend = db.engine.dialect.name
+    if backend == "sqlite":
+        import sqlite3
+
+        database = f"SQLite {sqlite3.sqlite_version}"
+    else:
+        info = db.engine.dialect.server_version_info or ()
+        database = f"PostgreSQL {'.'.join(str(x) for x in info)}" if backend == "postgresql" else backend
+    return {
+        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "database": database,
+        "web_concurrency": settings.web_concurrency,
+        "worker_concurrency": settings.worker_concurrency,
+        "versions": versions,
+    }
+
+
+# -- measurements ---------------------------------------------------------------------------
+
+def measure_classify(engine: Any, dev: list[dict[str, Any]], corpus: corpus_mod.Corpus,
+                     passes: int = 3) -> dict[str, Any]:
+    """Per-comment time of Engine.classify on the dev set (in this process, steady state)."""
+    rows = [(r["body"], r.get("author")) for r in dev] or [
+        (b, "Maya") for _, b in corpus.mixed(400)]
+    for body, author in rows[:50]:
+        engine.classify(body, author)
+    samples: list[float] = []
+    for _ in range(passes):
+        for body, author in rows:
+            t = time.perf_counter_ns()
+            engine.classify(body, author)
+            samples.append((time.perf_counter_ns() - t) / 1000)
+    return {"source": "dev set" if dev else "generated", "comments": len(rows),
+            "samples": len(samples), "p50": percentile(samples, 50), "p99": percentile(samples, 99),
+            "mean": sum(samples) / len(samples)}
+
+
+def post_many(base: str, slug: str, payloads: list[dict[str, Any]], threads: int = 4) -> list[str]:
+    """POST comments (a few keep-alive clients); returns the ids accepted."""
+    ids: list[str] = []
+    lock = threading.Lock()
+    todo: queue.Queue[dict[str, Any] | None] = queue.Queue()
+    for p in payloads:
+        todo.put(p)
+    host, port = base.split("//", 1)[1].split(":")
+
+    def run() -> None:
+        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        while True:
+            try:
+                p = todo.get_nowait()
+            except queue.Empty:
+                break
+            conn.request("POST", f"/v1/articles/{slug}/comments", json.dumps(p),
+                         {"Content-Type": "application/json"})
+            r = conn.getresponse()
+            data = r.read()
+            if r.status == 202:
+                with lock:
+                    ids.append(json.loads(data)["id"])
+        conn.close()
+
+    ts = [threading.Thread(target=run) for _ in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return ids
+
+
+def count_status(db: Any, article_id: int) -> Counter[str]:
+    from sqlalchemy import text
+
+    with db.engine.connect() as conn:
+        rows = conn.execute(text("SELECT status, count(*) FROM comments WHERE article_id = :a "
+                                 "GROUP BY status"), {"a": article_id}).all()
+    return Counter({s: int(n) for s, n in rows})
+
+
+def prepare_read(base: str, db: Any, art_id: int, slug: str, corpus: corpus_mod.Corpus,
+                 progress: Progress, deadline: float, want: int = 200) -> dict[str, Any]:
+    """Post clean comments until `want` are approved (this also warms every worker process)."""
+    posted = 0
+    t0 = time.monotonic()
+    counts: Counter[str] = Counter()
+    while time.monotonic() < deadline:
+        counts = count_status(db, art_id)
+        approved, pending = counts.get("approved", 0), counts.get("pending", 0)
+        if approved >= want:
+            break
+        missing = want - approved - pending
+        if missing > 0:
+            payloads = [corpus.payload(b) for b in corpus.clean_unique(missing)]
+            posted += len(post_many(base, slug, payloads))
+        progress(f"read setup: {approved}/{want} approved, {pending} pending "
+                 "(first tasks also load the engine in each worker process)", quiet=True)
+        time.sleep(0.2)
+    counts = count_status(db, art_id)
+    return {"posted": posted, "approved": counts.get("approved", 0), "statuses": dict(counts),
+            "seconds": time.monotonic() - t0}
+
+
+def insert_pipeline(settings: Settings, db: Any, art_id: int,
+                    items: list[tuple[str, str]], corpus: corpus_mod.Corpus) -> list[str]:
+    """Insert pending comments and commit, then send one task per comment as the API does."""
+    from ..api.queue import TaskSender
+    from ..comments.models import Comment
+    from ..comments.service import author_ref
+
+    rows = []
+    with db.session() as s:
+        for _, body in items:
+            p = corpus.payload(body)
+            c = Comment(article_id=art_id, author=p["author"], email=p.get("email"), body=body,
+                        author_ref=author_ref(settings.author_salt, p.get("email"), None))
+            s.add(c)
+            rows.append(c)
+        s.flush()
+        ids = [c.id for c in rows]
+    sender = TaskSender(settings)
+    for cid in ids:
+        sender.moderate(cid)
+    return ids
+
+
+def send_noops(settings: Settings, n: int) -> None:
+    from ..api.queue import TaskSender
+
+    app = TaskSender(settings).app
+    with app.producer_or_acquire() as producer:
+        for i in range(n):
+            app.send_task("bench.noop", args=[f"noop-{i}"], queue=settings.queue_name,
+                          producer=producer)
+
+
+def measure_e2e(base: str, slugs: list[str], payloads: list[dict[str, Any]], rate: float,
+                seconds: float, window: int, tail: float, progress: Progress,
+                poll_interval: float = 0.005) -> dict[str, Any]:
+    """Open-loop POSTs at `rate`/s; each comment's time from its POST returning to the read
+    endpoint listing it. Comment i goes to article i // window, so one small page holds it."""
+    host, port = base.split("//", 1)[1].split(":")
+    n = int(rate * seconds)
+    returned = [0.0] * n
+    ids: list[str | None] = [None] * n
+    seen: dict[str, float] = {}
+    posted = Counter[str]()
+    seen_by = Counter[str]()
+    last_post: dict[str, float] = {}
+    errors = Counter[str]()
+    polls = Counter[str]()
+    todo: queue.Queue[int | None] = queue.Queue()
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def sender() -> None:
+        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        while True:
+            i = todo.get()
+            if i is None:
+                break
+            slug = slugs[i // window]
+            try:
+                conn.request("POST", f"/v1/articles/{slug}/comments", json.dumps(payloads[i]),
+                             {"Content-Type": "application/json"})
+                r = conn.getresponse()
+                data = r.read()
+                t = time.perf_counter()
+                if r.status == 202:
+                    ids[i] = json.loads(data)["id"]
+                    returned[i] = t
+                else:
+                    errors[f"post {r.status}"] += 1
+            except (OSError, http.client.HTTPException) as exc:
+                errors[f"post {type(exc).__name__}"] += 1
+                conn.close()
+
+    def poller() -> None:
+        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        etags: dict[str, str] = {}
+        while not stop.is_set():
+            now = time.perf_counter()
+            with lock:
+                active = [s for s in posted if seen_by[s] < posted[s] and now - last_post[s] < 10]
+            if not active:
+                time.sleep(0.002)
+                continue
+            for slug in active:
+                t_req = time.perf_counter()
+                hdrs = {"If-None-Match": etags[slug]} if slug in etags else {}
+                try:
+                    conn.request("GET", f"/v1/articles/{slug}/comments?limit=100", headers=hdrs)
+                    r = conn.getresponse()
+                    data = r.read()
+                except (OSError, http.client.HTTPException):
+                    conn.close()
+                    polls["error"] += 1
+                    continue
+                t = time.perf_counter()
+                polls[str(r.status)] += 1
+                if r.status == 200:
+                    etag = r.getheader("ETag")
+                    if etag:
+                        etags[slug] = etag
+                    for item in json.loads(data).get("items", []):
+                        if item["id"] not in seen:
+                            seen[item["id"]] = t
+                            with lock:
+                                seen_by[slug] += 1
+                spare = poll_interval - (time.perf_counter() - t_req)
+                if spare > 0:
+                    time.sleep(spare)
+
+    senders = [threading.Thread(target=sender, daemon=True) for _ in range(16)]
+    poll_thread = threading.Thread(target=poller, daemon=True)
+    for t in senders:
+        t.start()
+    poll_thread.start()
+    t0 = time.perf_counter()
+    for i in range(n):
+        wait = t0 + i / rate - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
+        slug = slugs[i // window]
+        with lock:
+            posted[slug] += 1
+            last_post[slug] = time.perf_counter()
+        todo.put(i)
+        if i % rate == 0:
+            progress(f"e2e: {rate:.0f} comments/s, {i / rate:4.1f}/{seconds:.0f} s, "
+                     f"{len(seen):,} visible", quiet=True)
+    for _ in senders:
+        todo.put(None)
+    for t in senders:
+        t.join(timeout=15)
+    send_seconds = time.perf_counter() - t0
+    end = time.perf_counter() + tail
+    while time.perf_counter() < end:
+        if all(ids[i] is None or ids[i] in seen for i in range(n)):
+            break
+        progress(f"e2e: waiting for the last comments to show, {len(seen):,}/{n:,} visible",
+                 quiet=True)
+        time.sleep(0.05)
+    stop.set()
+    poll_thread.join(timeout=5)
+    lat = [max(0.0, seen[cid] - returned[i]) * 1000 for i, cid in enumerate(ids)
+           if cid is not None and cid in seen]
+    accepted = sum(1 for c in ids if c is not None)
+    return {
+        "offered_rate": rate, "seconds": seconds, "send_seconds": send_seconds,
+        "achieved_rate": accepted / send_seconds if send_seconds else 0.0,
+        "posted": n, "accepted": accepted, "visible": len(lat),
+        "not_visible": accepted - len(lat), "errors": dict(errors),
+        "polls": dict(polls), "poll_interval_ms": poll_interval * 1000,
+        "p50_ms": percentile(lat, 50), "p90_ms": percentile(lat, 90), "p99_ms": percentile(lat, 99),
+        "max_ms": max(lat) if lat else None, "ids": [c for c in ids if c],
+    }
+
+
+def decided_latency(db: Any, ids: list[str]) -> dict[str, Any]:
+    """created_at → decided_at as the database recorded them (the pipeline's share of e2e)."""
+    from sqlalchemy import select
+
+    from ..comments.models import Comment
+
+    out: list[float] = []
+    with db.session() as s:
+        for start in range(0, len(ids), 500):
+            for created, decided in s.execute(
+                    select(Comment.created_at, Comment.decided_at).where(
+                        Comment.id.in_(ids[start:start + 500]))):
+                if created is not None and decided is not None:
+                    out.append((decided - created).total_seconds() * 1000)
+    return {"p50_ms": percentile(out, 50), "p99_ms": percentile(out, 99), "n": len(out)}
+
+
+# -- the run --------------------------------------------------------------------------------
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m services.bench", description=__doc__)
+    p.add_argument("--ingest-seconds", type=float, default=10)
+    p.add_argument("--read-seconds", type=float, default=6)
+    p.add_argument("--connections", type=int, default=32)
+    p.add_argument("--pipeline-comments", type=int, default=10_000)
+    p.add_argument("--e2e-rate", type=float, default=200)
+    p.add_argument("--e2e-seconds", type=float, default=20)
+    p.add_argument("--budget", type=float, default=175, help="seconds the whole run may take")
+    p.add_argument("--no-readme", action="store_true", help="do not rewrite README.md")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    progress = Progress()
+
+    def _term(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _term)
+    repo = ROOT
+    var = repo / "var"
+    work = var / "bench"
+    work.mkdir(parents=True, exist_ok=True)
+    for old in work.glob("*.log"):
+        old.unlink()
+    base_settings = Settings.from_env()
+    env_db = os.environ.get("DATABASE_URL", "").strip()
+    run_tag = dt.datetime.now().strftime("%Y%m%d%H%M%S")
+    if env_db:
+        database_url, suffix = env_db, f"-{run_tag}"
+    else:
+        db_file = work / "bench.db"
+        for p in (db_file, Path(f"{db_file}-wal"), Path(f"{db_file}-shm")):
+            p.unlink(missing_ok=True)
+        database_url, suffix = f"sqlite:///{db_file}", ""
+    port = free_port()
+    env = dict(os.environ, DATABASE_URL=database_url, PORT=str(port), HOST="127.0.0.1",
+               BENCH_ENDPOINTS="true", RATELIMIT_ENABLED="false")
+    stack = Stack(repo, work, env)
+    sampler: RssSampler | None = None
+    results: dict[str, Any] = {}
+    details: dict[str, Any] = {"tool": "wrk" if have_wrk() else "python-asyncio"}
+    try:
+        progress("starting redis")
+        env["REDIS_URL"] = stack.start_redis(base_settings.redis_url)
+        settings = Settings.from_env(env)
+        base = f"http://127.0.0.1:{port}"
+        read_slug = f"bench-read{suffix}"
+        boot_error: list[BaseException] = []
+
+        def boot() -> None:
+            try:
+                stack.triage("migrate")
+                stack.triage("seed")
+                stack.triage("articles", "add", read_slug, "--title", "Benchmark: read path")
+                stack.start("api", "api")
+                stack.start("worker", "worker")
+                stack.wait_http(base + "/healthz")
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
+                boot_error.append(exc)
+
+        progress("starting the stack (migrate, seed, gunicorn, celery) and loading the engine")
+        booter = threading.Thread(target=boot, daemon=True)
+        booter.start()
+        from workers.pipeline import Engine
+
+        engine = Engine()
+        dev = corpus_mod.load_dev_set(repo)
+        corpus = corpus_mod.Corpus(dev)
+        dropped = corpus.keep_clean(lambda s: engine.classify(s, "Maya").action == "publish")
+        details["clean_fragments_dropped"] = dropped
+        booter.join(timeout=120)
+        if boot_error:
+            raise boot_error[0]
+        if booter.is_alive():
+            raise RuntimeError("the stack did not start within 120 s")
+        sampler = RssSampler({"api": stack.procs["api"].pid, "worker": stack.procs["worker"].pid})
+        sampler.start()
+
+        from ..comments.service import CommentService
+        from ..db import Database
+
+        db = Database(database_url)
+        svc = CommentService(db, salt=settings.author_salt)
+        r = redis.Redis.from_url(settings.redis_url)
+        qname = settings.queue_name
+
+        progress("classify: filter chain on the dev set, in-process")
+        cls = measure_classify(engine, dev, corpus)
+        details["classify"] = cls
+        results["classify_us_p50"] = cls["p50"]
+        results["classify_us_p99"] = cls["p99"]
+
+        read_art = svc.add_article(read_slug, "Benchmark: read path")
+        pipe_art = svc.add_article(f"bench-pipeline{suffix}", "Benchmark: pipeline")
+        e2e_slugs = [f"bench-e2e{suffix}-{i:03d}" for i in
+                     range(int(args.e2e_rate * args.e2e_seconds) // 25 + 1)]
+        for slug in e2e_slugs:
+            svc.add_article(slug, "Benchmark: end to end")
+
+        progress("read setup: posting 200 clean comments and waiting for approval")
+        details["read_setup"] = prepare_read(base, db, read_art.id, read_slug, corpus, progress,
+                                             deadline=time.monotonic() + 45)
+        wait_drained(r, qname, time.monotonic() + 10, progress, "read setup", 0)
+
+        # Ingest: the worker is frozen so the API alone is measured; the backlog is purged.
+        stack.pause("worker")
+        bodies = [json.dumps(corpus.payload(b)) for _, b in corpus.mixed(4000)]
+        lk = dict(seconds=args.ingest_seconds, connections=args.connections, workdir=work)
+        progress(f"ingest baseline: POST /bench/echo, {args.connections} clients, {args.ingest_seconds:.0f} s")
+        echo = run_load(base, "POST", "/bench/echo", headers={"Content-Type": "application/json"},
+                        bodies=bodies, **lk)
+        progress(f"ingest: POST /v1/articles/…/comments, {args.connections} clients, {args.ingest_seconds:.0f} s")
+        ingest = run_load(base, "POST", f"/v1/articles/{settings.demo_article_slug}/comments",
+                          headers={"Content-Type": "application/json"}, bodies=bodies, **lk)
+        details["ingest"], details["ingest_baseline"] = ingest, echo
+        results["ingest_rps"], results["ingest_baseline_rps"] = ingest["rps"], echo["rps"]
+        details["ingest_purged"] = purge_queue(r, qname)
+
+        # Reads.
+        read_path = f"/v1/articles/{read_slug}/comments?limit=100"
+        status, headers, body = http_json(base, "GET", read_path)
+        etag = headers.get("etag")
+        inm_status = None
+        if etag:
+            inm_status, _, _ = http_json(base, "GET", read_path, headers={"If-None-Match": etag})
+        details["read_check"] = {"status": status, "items": len((body or {}).get("items", [])),
+                                 "etag": etag, "if_none_match_status": inm_status}
+        rk = dict(seconds=args.read_seconds, connections=args.connections, workdir=work)
+        progress(f"read baseline: GET /bench/hello, {args.read_seconds:.0f} s")
+        hello = run_load(base, "GET", "/bench/hello", **rk)
+        progress(f"read: GET {read_path}, {args.read_seconds:.0f} s")
+        read = run_load(base, "GET", read_path, **rk)
+        progress(f"read: same with If-None-Match ({'ETag ' + etag if etag else 'no ETag served'}), "
+                 f"{args.read_seconds:.0f} s")
+        read_inm = run_load(base, "GET", read_path,
+                            headers={"If-None-Match": etag or '"no-etag-served"'}, **rk)
+        details["read_baseline"], details["read"], details["read_inm"] = hello, read, read_inm
+        results["read_rps"], results["read_rps_inm"] = read["rps"], read_inm["rps"]
+        results["read_baseline_rps"] = hello["rps"]
+
+        # No-op tasks: queue filled while the worker is frozen, timed from its release.
+        n = args.pipeline_comments
+        progress(f"noop: sending {n:,} bench.noop tasks (worker frozen)")
+        send_noops(settings, n)
+        stack.resume("worker")
+        t0 = time.perf_counter()
+        t1 = wait_drained(r, qname, time.monotonic() + 60, progress, "noop", n)
+        noop_s = (t1 - t0) if t1 else None
+        results["noop_cps"] = n / noop_s if noop_s else None
+        details["noop"] = {"tasks": n, "seconds": noop_s}
+
+        # The pipeline: same shape, real comments.
+        wait_drained(r, qname, time.monotonic() + 10, progress, "noop", n)
+        stack.pause("worker")
+        progress(f"pipeline: inserting {n:,} comments and sending their tasks (worker frozen)")
+        items = corpus.mixed(n)
+        t_enq = time.perf_counter()
+        ids = insert_pipeline(settings, db, pipe_art.id, items, corpus)
+        enqueue_s = time.perf_counter() - t_enq
+        reserve = args.e2e_seconds + 5 + 15
+        cap = max(10.0, args.budget - progress.elapsed() - reserve)
+        stack.resume("worker")
+        t0 = time.perf_counter()
+        deadline = time.monotonic() + cap
+        decided, t1 = 0, None
+        while time.monotonic() < deadline:
+            counts = count_status(db, pipe_art.id)
+            decided = len(ids) - counts.get("pending", 0)
+            if decided >= len(ids):
+                t1 = time.perf_counter()
+                break
+            el = time.perf_counter() - t0
+            progress(f"pipeline: {decided:,}/{len(ids):,} decided, {decided / el if el else 0:,.0f}/s "
+                     f"(cap {cap:.0f} s)", quiet=True)
+            time.sleep(0.025)
+        elapsed = (t1 or time.perf_counter()) - t0
+        results["pipeline_cps"] = decided / elapsed if elapsed > 0 else None
+        counts = count_status(db, pipe_art.id)
+        details["pipeline"] = {
+            "comments": len(ids), "decided": decided, "complete": t1 is not None,
+            "seconds": elapsed, "cap_seconds": cap, "enqueue_seconds": enqueue_s,
+            "mix": dict(Counter(k for k, _ in items)), "statuses": dict(counts)}
+        if t1 is None:
+            stack.pause("worker")
+            details["pipeline"]["purged"] = purge_queue(r, qname)
+            stack.resume("worker")
+            wait_drained(r, qname, time.monotonic() + 10, progress, "pipeline leftovers", 0)
+
+        # End to end at a steady offered load.
+        progress(f"e2e: {args.e2e_rate:.0f} comments/s for {args.e2e_seconds:.0f} s")
+        payloads = [corpus.payload(b) for b in
+                    corpus.clean_unique(int(args.e2e_rate * args.e2e_seconds))]
+        e2e = measure_e2e(base, e2e_slugs, payloads, args.e2e_rate, args.e2e_seconds, 25, 5.0,
+                          progress)
+        e2e_ids = e2e.pop("ids")
+        e2e["decided"] = decided_latency(db, e2e_ids)
+        details["e2e"] = e2e
+        results["e2e_p50_ms"], results["e2e_p99_ms"] = e2e["p50_ms"], e2e["p99_ms"]
+        sampler.sample()
+        machine = machine_info(settings, db)
+        stack.check_alive()
+    except KeyboardInterrupt:
+        progress.done()
+        print("bench: interrupted; stopping what it started", file=sys.stderr)
+        return 130
+    finally:
+        if sampler is not None:
+            sampler.stop()
+        progress("stopping the stack")
+        stack.stop()
+        progress.done()
+
+    assert sampler is not None
+    mb = 1024 * 1024
+    results["rss_mb_api"] = sampler.peak["api"] / mb
+    results["rss_mb_worker"] = sampler.peak["worker"] / mb
+    results["ingest_ratio"] = ratio(results.get("ingest_rps"), results.get("ingest_baseline_rps"))
+    results["pipeline_ratio"] = ratio(results.get("pipeline_cps"), results.get("noop_cps"))
+    results["read_ratio"] = ratio(results.get("read_rps"), results.get("read_baseline_rps"))
+    results["read_ratio_inm"] = ratio(results.get("read_rps_inm"), results.get("read_baseline_rps"))
+    targets = evaluate_targets(results)
+    rows = table_rows(results)
+    details["rss_processes"] = sampler.processes
+    details["seconds"] = progress.elapsed()
+    figures = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in results.items()}
+    figures["targets_met"] = {k: v["met"] for k, v in targets.items()}
+    figures["machine"] = machine
+
+    notes = notes_for(details)
+    text = render_text(rows)
+    print(f"Triage benchmark — {machine_line(machine)}")
+    print(text)
+    for note in notes:
+        print(f"  · {note}")
+    print(f"  · total {details['seconds']:.0f} s; details in var/bench.json, logs in var/bench/")
+    (var / "bench.json").write_text(json.dumps(
+        {"figures": figures, "targets": targets, "details": details}, indent=2, default=str) + "\n",
+        encoding="utf-8")
+    if not args.no_readme:
+        from ..readme import replace_section
+
+        md = [f"Measured by `make bench` on {machine_line(machine)}.", "", render_markdown(rows), ""]
+        md += [f"- {note}" for note in notes]
+        try:
+            replace_section("performance", "\n".join(md))
+        except SystemExit as exc:
+            print(f"bench: README not updated: {exc}", file=sys.stderr)
+    print(json.dumps(figures, separators=(",", ":"), default=str))
+    return 0
+
+
+def notes_for(d: dict[str, Any]) -> list[str]:
+    """How each figure was taken, in a few lines under the table."""
+    out = []
+    ing = d.get("ingest", {})
+    out.append(f"ingest: {d.get('tool')} -t2 -c32, bodies drawn from 4,000 varied comments; worker "
+               f"frozen meanwhile; {ing.get('error_count', 0)} errors (baseline "
+               f"{d.get('ingest_baseline', {}).get('error_count', 0)}).")
+    p = d.get("pipeline", {})
+    if p:
+        mix = ", ".join(f"{k} {v}" for k, v in sorted(p.get("mix", {}).items()))
+        out.append(f"pipeline: {p.get('comments', 0):,} comments ({mix}) queued with the worker "
+                   f"frozen, timed from its release to the last decision"
+                   + ("" if p.get("complete") else f" — stopped after {p.get('cap_seconds', 0):.0f} s "
+                      f"with {p.get('decided', 0):,} decided (rate over that time)")
+                   + "; noop: the same count of `bench.noop` through the same broker and worker.")
+    rc = d.get("read_check", {})
+    out.append(f"read: page of 100 of 200 approved; ETag {'served' if rc.get('etag') else 'not served'}"
+               f", If-None-Match answered {rc.get('if_none_match_status') or '—'}.")
+    e = d.get("e2e", {})
+    if e:
+        dec = e.get("decided", {})
+        out.append(f"e2e: {e.get('accepted', 0):,} clean comments at {e.get('offered_rate', 0):.0f}/s "
+                   f"open loop ({e.get('achieved_rate', 0):.0f}/s achieved), visibility polled on the "
+                   f"read endpoint every {e.get('poll_interval_ms', 0):.0f} ms; "
+                   f"{e.get('not_visible', 0)} never visible; decision alone (DB created→decided) "
+                   f"p50 {_ms(dec.get('p50_ms'))}, p99 {_ms(dec.get('p99_ms'))}.")
+    return out
+
+
+def _ms(v: float | None) -> str:
+    return "—" if v is None else f"{v:.1f} ms"
