@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-long eval bench docs lint clean browser-deps
+.PHONY: install run test test-long eval bench docs audit lint clean browser-deps
 
 install: $(STAMP)
 
@@ -32,6 +32,11 @@ test-long: install
 
 eval: install
 	$(BIN)/triage eval --input ../shared/data/dev_comments.jsonl --youtube ../shared/data/youtube-spam --write-readme
+
+# Known vulnerabilities in the installed dependencies (PyPI's advisory data).
+audit: install
+	@$(BIN)/python -m pip install --quiet pip-audit
+	$(BIN)/pip-audit --strict --skip-editable --progress-spinner off --desc off
 
 docs: install
 	$(BIN)/triage docs

@@ -6,6 +6,7 @@ Ctrl-C stops every process this started, and only those.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -95,6 +96,9 @@ def main(settings: Settings) -> int:
     (ROOT / "var").mkdir(exist_ok=True)
     settings = ensure_redis(settings, procs)
     env = dict(os.environ, REDIS_URL=settings.redis_url, DATABASE_URL=settings.database_url)
+    # Development only: an admin key so the moderator screen can be tried at once.
+    token = settings.bootstrap_token or "dev-" + secrets.token_urlsafe(18)
+    env["TRIAGE_BOOTSTRAP_TOKEN"] = token
     triage = [sys.executable, "-m", "services"]
     subprocess.run([*triage, "migrate"], env=env, check=True)
     subprocess.run([*triage, "seed"], env=env, check=True)
@@ -113,7 +117,8 @@ def main(settings: Settings) -> int:
         "\nTriage is running (Ctrl-C stops everything):\n"
         f"  API            {base}\n"
         f"  OpenAPI        {base}/openapi.json\n"
-        f"  health         {base}/healthz   {base}/readyz\n"
+        f"  health         {base}/healthz   {base}/readyz   {base}/metrics\n"
+        f"  moderators     {base}/moderate   (development admin key: {token})\n"
         f"  demo comments  {base}/v1/articles/{slug}/comments\n"
         f"  post one:      curl -sS -X POST {base}/v1/articles/{slug}/comments "
         "-H 'Content-Type: application/json' -d '{\"author\":\"Ana\",\"body\":\"Thank you for this.\"}'\n",

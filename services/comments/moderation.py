@@ -103,8 +103,14 @@ class ModerationService:
         return row, key
 
     def ensure_key(self, name: str, role: str, key: str) -> None:
-        """Create the key unless a live key with this value exists (development bootstrap)."""
+        """Create the key unless a live key with this value exists (development bootstrap).
+
+        Other live keys of the same name are revoked: the bootstrap key is one rotating key."""
         with self.db.session() as s:
+            for other in s.scalars(select(ApiKey).where(ApiKey.name == name,
+                                                        ApiKey.key_hash != hash_key(key),
+                                                        ApiKey.revoked_at.is_(None))):
+                other.revoked_at = utcnow()
             found = s.scalars(select(ApiKey).where(ApiKey.key_hash == hash_key(key))).first()
             if found is not None:
                 found.revoked_at = None
