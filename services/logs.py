@@ -30,7 +30,7 @@ class JsonFormatter(logging.Formatter):
 def setup_logging(level: str = "INFO") -> None:
     """Route the root logger to stderr as JSON lines (idempotent)."""
     root = logging.getLogger()
-    if any(getattr(h, "_triage", False) for h in root.handlers):
+    if any(getattr(h, "_triage", False) or isinstance(h.formatter, JsonFormatter) for h in root.handlers):
         root.setLevel(level.upper())
         return
     handler = logging.StreamHandler(sys.stderr)

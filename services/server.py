@@ -37,6 +37,20 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         "errorlog": "-",
         "loglevel": settings.log_level.lower(),
         "child_exit": _child_exit,
+        # gunicorn's own lines in the same JSON shape as everything else.
+        "logconfig_dict": {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "formatters": {"json": {"()": "services.logs.JsonFormatter"}},
+            "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json",
+                                    "stream": "ext://sys.stderr"}},
+            "root": {"handlers": ["stderr"], "level": settings.log_level.upper()},
+            "loggers": {
+                "gunicorn.error": {"handlers": ["stderr"], "level": settings.log_level.upper(),
+                                   "propagate": False},
+                "gunicorn.access": {"handlers": ["stderr"], "level": "WARNING", "propagate": False},
+            },
+        },
     }
 
 
