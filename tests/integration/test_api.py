@@ -233,3 +233,15 @@ def test_metrics_are_prometheus_text(client):
     text = resp.get_data(as_text=True)
     assert 'triage_http_requests_total{method="GET",route="/healthz",status="200"}' in text
     assert "triage_queue_depth" in text and "triage_http_request_seconds_bucket" in text
+
+
+def test_a_comment_held_as_self_harm_offers_support_to_its_author(client, service, settings):
+    cid = post(client, {"author": "Sam", "body": "I have my pills ready for tonight."}).get_json()["id"]
+    assert "support" not in client.get(f"/v1/comments/{cid}").get_json()
+    service.record_engine_decision(cid, {
+        "action": "hold", "priority": "urgent", "categories": ["self_harm"], "findings": [],
+        "published_body": None, "policy_version": "t"})
+    doc = client.get(f"/v1/comments/{cid}").get_json()
+    assert doc["status"] == "held"
+    assert doc["support"]["message"] == settings.support_message
+    assert {"label", "url"} <= set(doc["support"]["resources"][0])
