@@ -16,7 +16,7 @@ from typing import Any
 
 import redis
 
-from .events import Publisher
+from .events import Publisher, publish_many
 
 log = logging.getLogger("triage.cache")
 
@@ -68,7 +68,10 @@ class InvalidatingPublisher:
         self.cache = cache
 
     def publish(self, kind: str, payload: dict[str, Any]) -> None:
-        if kind in VISIBILITY_EVENTS and payload.get("article"):
-            self.cache.invalidate(str(payload["article"]))
+        self.publish_many([(kind, payload)])
+
+    def publish_many(self, events: list[tuple[str, dict[str, Any]]]) -> None:
+        for slug in {str(p["article"]) for k, p in events if k in VISIBILITY_EVENTS and p.get("article")}:
+            self.cache.invalidate(slug)
         if self.inner is not None:
-            self.inner.publish(kind, payload)
+            publish_many(self.inner, events)

@@ -14,6 +14,16 @@ class Publisher(Protocol):
     def publish(self, kind: str, payload: dict[str, Any]) -> None: ...
 
 
+def publish_many(publisher: Publisher, events: list[tuple[str, dict[str, Any]]]) -> None:
+    """Publish several events, in one round trip where the publisher can."""
+    many = getattr(publisher, "publish_many", None)
+    if many is not None:
+        many(events)
+    else:
+        for kind, payload in events:
+            publisher.publish(kind, payload)
+
+
 class InMemoryPublisher:
     """Keeps events in a list; for tests and the offline CLI."""
 
@@ -22,6 +32,9 @@ class InMemoryPublisher:
 
     def publish(self, kind: str, payload: dict[str, Any]) -> None:
         self.events.append((kind, payload))
+
+    def publish_many(self, events: list[tuple[str, dict[str, Any]]]) -> None:
+        self.events.extend(events)
 
 
 class RedisPublisher:
@@ -34,8 +47,13 @@ class RedisPublisher:
         self.maxlen = maxlen
 
     def publish(self, kind: str, payload: dict[str, Any]) -> None:
-        data = json.dumps({"type": kind, "at": time.time(), "data": payload})
+        self.publish_many([(kind, payload)])
+
+    def publish_many(self, events: list[tuple[str, dict[str, Any]]]) -> None:
         pipe = self.client.pipeline(transaction=False)
-        pipe.xadd(STREAM, {"event": data}, maxlen=self.maxlen, approximate=True)
-        pipe.publish(CHANNEL, data)
+        now = time.time()
+        for kind, payload in events:
+            data = json.dumps({"type": kind, "at": now, "data": payload})
+            pipe.xadd(STREAM, {"event": data}, maxlen=self.maxlen, approximate=True)
+            pipe.publish(CHANNEL, data)
         pipe.execute()

@@ -92,10 +92,16 @@ def build_engine(
 def with_lists(engine: Any, lists: dict[str, list[str]]) -> Any:
     """The same engine (model, policy) with the site's lists applied to its filters."""
     from .filters.lists import AllowedDomains, ListsFilter
-    from .pipeline import Engine, default_filters
+    from .pipeline import Engine
 
+    # Reuse the engine's compiled filters (building them costs seconds); only the list-driven
+    # parts are replaced.
     filters: list[Any] = []
-    for f in default_filters(engine.model):
+    for f in engine.filters:
+        if isinstance(f, ListsFilter):
+            continue
+        if isinstance(f, AllowedDomains):
+            f = f.inner
         filters.append(AllowedDomains(f, lists.get("allowed_domains", [])) if f.name == "spam" else f)
     filters.append(ListsFilter(lists))
     return Engine(settings=engine.settings, model=engine.model, filters=filters)

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..db import Database
-from ..events import Publisher
+from ..events import Publisher, publish_many
 from . import repository as repo
 from .errors import Invalid, NotFound
 from .models import (
@@ -294,9 +294,10 @@ class CommentService:
         decided: list[str] = []
         events: list[tuple[str, dict[str, Any]]] = []
         with self.db.session() as s:
-            rows = s.scalars(select(Comment).where(Comment.id.in_(list(verdicts)),
-                                                   Comment.status == Status.PENDING))
-            for c in rows:
+            rows = s.execute(select(Comment, Article.slug)
+                             .join(Article, Article.id == Comment.article_id)
+                             .where(Comment.id.in_(list(verdicts)), Comment.status == Status.PENDING))
+            for c, slug in rows:
                 verdict = verdicts[c.id]
                 c.findings = list(verdict.get("findings", []))
                 c.scores = dict(verdict.get("scores", {}))
@@ -311,6 +312,7 @@ class CommentService:
                     categories=list(verdict.get("categories", [])),
                     policy_version=verdict.get("policy_version"),
                     flush=False,
+                    slug=slug,
                 )
                 decided.append(c.id)
         return decided, events
@@ -389,13 +391,12 @@ class CommentService:
 
     def emit_all(self, events: list[tuple[str, dict[str, Any]]]) -> None:
         """Publish events after the commit that caused them."""
-        if self.publisher is None:
+        if self.publisher is None or not events:
             return
-        for kind, payload in events:
-            try:
-                self.publisher.publish(kind, payload)
-            except Exception:  # noqa: BLE001 - events are best effort; the database is the truth
-                log.warning("event publish failed", extra={"event": kind, "comment_id": payload.get("id")})
+        try:
+            publish_many(self.publisher, events)
+        except Exception:  # noqa: BLE001 - events are best effort; the database is the truth
+            log.warning("event publish failed", extra={"events": len(events)})
 
 
 def event_payload(c: Comment, slug: str) -> dict[str, Any]:
@@ -423,6 +424,7 @@ def transition(
     categories: list[str] | None = None,
     policy_version: str | None = None,
     flush: bool = True,
+    slug: str | None = None,
 ) -> list[tuple[str, dict[str, Any]]]:
     """The one way a comment changes state: an appended Decision, the row updated, the version
     bumped. Returns the events to publish once the caller's transaction has committed."""
@@ -456,7 +458,8 @@ def transition(
     c.version += 1
     if flush:  # the unique (comment, version) constraint speaks now, inside the transaction
         s.flush()
-    slug = s.get(Article, c.article_id).slug  # type: ignore[union-attr]
+    if slug is None:
+        slug = s.get(Article, c.article_id).slug  # type: ignore[union-attr]
     events = [(STATUS_EVENT[to_status], event_payload(c, slug))]
     if to_status == Status.HELD and c.priority == "urgent":
         events.append(("comment.urgent", event_payload(c, slug)))
