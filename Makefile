@@ -41,5 +41,14 @@ audit: install
 docs: install
 	$(BIN)/triage docs
 
+# `wrk` from Debian's packages when missing (root only; otherwise a built-in Python client).
+bench: install
+	@command -v wrk >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; } \
+	      || echo "bench: could not install wrk; using the built-in Python load generator"; \
+	  else echo "bench: wrk missing and not root; using the built-in Python load generator"; fi; }
+	$(BIN)/python -m services.bench $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import random
 import shutil
@@ -46,7 +47,7 @@ def lua_string(text: str) -> str:
 def lua_script(method: str, path: str, headers: dict[str, str] | None = None,
                bodies: Sequence[str] | None = None) -> str:
     """A wrk script: every request picks one of `bodies` at random (per-thread seed)."""
-    hdrs = ", ".join(f"[{lua_string(k)}] = {lua_string(v)}" for k, v in (headers or {}).items())
+    hdrs = ", ".join(f"[ {lua_string(k)} ] = {lua_string(v)}" for k, v in (headers or {}).items())
     parts = [
         f"local method = {lua_string(method)}",
         f"local path = {lua_string(path)}",
@@ -97,7 +98,8 @@ def run_wrk(base_url: str, method: str, path: str, *, seconds: float, connection
             bodies: Sequence[str] | None = None, workdir: Path) -> dict[str, Any]:
     """Run wrk for `seconds` and return the parsed summary."""
     workdir.mkdir(parents=True, exist_ok=True)
-    script = workdir / f"wrk-{method.lower()}-{abs(hash((path, tuple(sorted((headers or {}).items()))))) % 10**8}.lua"
+    key = hashlib.sha1(repr((method, path, sorted((headers or {}).items()))).encode()).hexdigest()
+    script = workdir / f"wrk-{method.lower()}-{key[:8]}.lua"  # same name each run: overwritten
     script.write_text(lua_script(method, path, headers, bodies), encoding="utf-8")
     cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
            "--timeout", "5s", "-s", str(script), base_url]

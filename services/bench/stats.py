@@ -22,6 +22,16 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     return float(data[lo] + (data[hi] - data[lo]) * (pos - lo))
 
 
+def percentile_censored(observed: Sequence[float], censored: Sequence[float],
+                        q: float) -> tuple[float | None, bool]:
+    """Percentile when some samples were still unseen at the end: each counts as the time it was
+    watched (a lower bound). Returns the value and whether it is only a lower bound."""
+    values = list(observed) + list(censored)
+    value = percentile(values, q)
+    lower = value is not None and bool(censored) and value >= min(censored)
+    return value, lower
+
+
 def ratio(numerator: float | None, denominator: float | None) -> float | None:
     """numerator / denominator, or None when either is missing or the denominator is 0."""
     if numerator is None or denominator is None or denominator <= 0:
@@ -104,9 +114,10 @@ def table_rows(figures: dict[str, Any]) -> list[list[str]]:
         r = figures.get(rkey) if rkey and rkey != key else None
         t = targets.get(rkey) if rkey else None
         judged = figures.get(rkey) if rkey else None
+        bound = "≥ " if figures.get(f"{key}_lower_bound") else ""
         rows.append([
             label,
-            f"{fmt(value, digits)} {unit}",
+            f"{bound}{fmt(value, digits)} {unit}",
             baseline,
             fmt(r, 2) if r is not None else "",
             f"{t.op} {t.bound:g}" if t else "",
