@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 CHANNEL = "triage:events"
@@ -51,9 +52,14 @@ class RedisPublisher:
 
     def publish_many(self, events: list[tuple[str, dict[str, Any]]]) -> None:
         pipe = self.client.pipeline(transaction=False)
-        now = time.time()
-        for kind, payload in events:
-            data = json.dumps({"type": kind, "at": now, "data": payload})
-            pipe.xadd(STREAM, {"event": data}, maxlen=self.maxlen, approximate=True)
-            pipe.publish(CHANNEL, data)
+        add_events(pipe, events, self.maxlen)
         pipe.execute()
+
+
+def add_events(pipe: Any, events: Sequence[tuple[str, dict[str, Any]]], maxlen: int = 10000) -> None:
+    """Queue events on a Redis pipeline: the capped stream (replay) and the channel (live)."""
+    now = time.time()
+    for kind, payload in events:
+        data = json.dumps({"type": kind, "at": now, "data": payload})
+        pipe.xadd(STREAM, {"event": data}, maxlen=maxlen, approximate=True)
+        pipe.publish(CHANNEL, data)

@@ -66,12 +66,14 @@ class RecordingDispatch:
 
     def __init__(self) -> None:
         self.sent: list[str] = []
+        self.events: list[tuple[str, dict]] = []
         self.fail = False
 
-    def __call__(self, comment_id: str, request_id: str | None) -> None:
+    def __call__(self, comment_id: str, request_id: str | None, events=()) -> None:  # type: ignore[no-untyped-def]
         if self.fail:
             raise ConnectionError("broker down")
         self.sent.append(comment_id)
+        self.events.extend(events)
 
 
 @pytest.fixture

@@ -7,10 +7,11 @@ import datetime as dt
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -28,12 +29,16 @@ from .models import (
     LearnedModel,
     Status,
     TrainingExample,
+    new_id,
     utcnow,
 )
 
 log = logging.getLogger("triage.comments")
 
-Dispatch = Callable[[str, str | None], None]
+# Sends the moderation task for a comment id (with the request id), and publishes the given
+# events in the same round trip to the broker.
+Event = tuple[str, dict[str, Any]]
+Dispatch = Callable[[str, str | None, Sequence[Event]], None]
 IDEMPOTENCY_SECONDS = 24 * 3600
 
 
@@ -104,6 +109,7 @@ class CommentService:
         self.dispatch = dispatch
         self.publisher = publisher
         self.salt = salt
+        self._article_ids: dict[str, int] = {}
 
     def hash_ref(self, kind: str, value: str) -> str:
         """Salted hash identifying an author or reporter without keeping who they are."""
@@ -155,8 +161,7 @@ class CommentService:
                 raise
             return earlier, False
         # Committed: a failed send leaves the comment pending for the sweeper, never lost.
-        self._dispatch(comment.id, request_id)
-        self._emit("comment.submitted", comment, slug)
+        self._dispatch(comment.id, request_id, [("comment.submitted", event_payload(comment, slug))])
         return comment, True
 
     def _replay(self, key_hash: str, fingerprint: str) -> Comment | None:
@@ -172,39 +177,54 @@ class CommentService:
                 )
             return s.get(Comment, row.comment_id)
 
-    def _insert(
-        self, slug: str, new: NewComment, request_id: str | None, ip: str | None,
-        key_hash: str | None, fingerprint: str | None,
-    ) -> Comment:
+    def article_id(self, slug: str) -> int:
+        """The article's id; slugs never change owner, so known ones are kept in memory."""
+        cached = self._article_ids.get(slug)
+        if cached is not None:
+            return cached
         with self.db.session() as s:
             art = repo.article_by_slug(s, slug)
             if art is None:
                 raise NotFound(f"No article with slug '{slug}'.")
+            self._article_ids[slug] = art.id
+            return art.id
+
+    def _insert(
+        self, slug: str, new: NewComment, request_id: str | None, ip: str | None,
+        key_hash: str | None, fingerprint: str | None,
+    ) -> Comment:
+        from sqlalchemy import delete, insert
+
+        article_id = self.article_id(slug)
+        # Core inserts, not the unit of work: this is the hottest write in the service.
+        comment = Comment(
+            id=new_id(), article_id=article_id, author=new.author, email=new.email, body=new.body,
+            parent_id=new.parent_id, request_id=request_id, status=Status.PENDING,
+            priority="normal", rank=1, categories=[], findings=[], scores={}, version=1,
+            report_count=0, author_ref=author_ref(self.salt, new.email, ip),
+            ip_hash=self.hash_ref("ip", ip) if ip else None, created_at=utcnow(),
+        )
+        with self.db.engine.begin() as conn:
             if new.parent_id is not None:
-                parent = s.get(Comment, new.parent_id)
-                if parent is None or parent.article_id != art.id or parent.status != Status.APPROVED:
+                parent = conn.execute(
+                    select(Comment.article_id, Comment.status).where(Comment.id == new.parent_id)
+                ).first()
+                if parent is None or parent[0] != article_id or parent[1] != Status.APPROVED:
                     raise Invalid(
                         "parent_id must be an approved comment on the same article.",
                         errors=[{"field": "parent_id", "message": "not an approved comment here"}],
                     )
-            comment = Comment(
-                article_id=art.id,
-                author=new.author,
-                email=new.email,
-                body=new.body,
-                parent_id=new.parent_id,
-                request_id=request_id,
-                author_ref=author_ref(self.salt, new.email, ip),
-                ip_hash=self.hash_ref("ip", ip) if ip else None,
-            )
-            s.add(comment)
+            conn.execute(insert(Comment), [{
+                c.key: getattr(comment, c.key) for c in Comment.__table__.columns
+            }])
             if key_hash and fingerprint:
-                s.flush()
-                old = s.get(IdempotencyKey, key_hash)
-                if old is not None:  # expired: the key may be used afresh
-                    s.delete(old)
-                    s.flush()
-                s.add(IdempotencyKey(key_hash=key_hash, fingerprint=fingerprint, comment_id=comment.id))
+                # An expired key may be used afresh; a live one makes this insert fail.
+                cutoff = utcnow() - dt.timedelta(seconds=IDEMPOTENCY_SECONDS)
+                conn.execute(delete(IdempotencyKey).where(IdempotencyKey.key_hash == key_hash,
+                                                          IdempotencyKey.created_at < cutoff))
+                conn.execute(insert(IdempotencyKey), [{
+                    "key_hash": key_hash, "fingerprint": fingerprint, "comment_id": comment.id,
+                    "created_at": utcnow()}])
         return comment
 
     def purge_idempotency_keys(self) -> int:
@@ -215,13 +235,15 @@ class CommentService:
         with self.db.session() as s:
             return s.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < cutoff)).rowcount or 0
 
-    def _dispatch(self, comment_id: str, request_id: str | None) -> None:
+    def _dispatch(self, comment_id: str, request_id: str | None, events: Sequence[Event] = ()) -> None:
         if self.dispatch is None:
+            self.emit_all(list(events))
             return
         try:
-            self.dispatch(comment_id, request_id)
+            self.dispatch(comment_id, request_id, events)
         except Exception:  # noqa: BLE001 - the sweeper re-sends; the 202 promise still holds
             log.warning("enqueue failed, comment stays pending", extra={"comment_id": comment_id})
+            self.emit_all(list(events))
 
     def get(self, comment_id: str) -> tuple[Comment, str, Decision | None]:
         """The comment, its article slug and its latest decision."""
