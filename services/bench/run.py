@@ -299,13 +299,17 @@ def insert_pipeline(settings: Settings, db: Any, art_id: int,
 
 
 def send_noops(settings: Settings, n: int) -> None:
-    from ..api.queue import TaskSender
+    """`bench.noop` messages built and pushed exactly as the API pushes moderation tasks."""
+    from ..api.queue import TaskSender, task_message
 
-    app = TaskSender(settings).app
-    with app.producer_or_acquire() as producer:
-        for i in range(n):
-            app.send_task("bench.noop", args=[f"noop-{i}"], queue=settings.queue_name,
-                          producer=producer)
+    sender = TaskSender(settings)
+    pipe = sender.client.pipeline(transaction=False)
+    for i in range(n):
+        pipe.lpush(settings.queue_name, task_message("bench.noop", [f"noop-{i}"],
+                                                     settings.queue_name, sender.origin))
+        if i % 500 == 499:
+            pipe.execute()
+    pipe.execute()
 
 
 def measure_e2e(base: str, slugs: list[str], payloads: list[dict[str, Any]], rate: float,
