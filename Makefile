@@ -38,6 +38,10 @@ audit: install
 	@$(BIN)/python -m pip install --quiet pip-audit
 	$(BIN)/pip-audit --strict --skip-editable --progress-spinner off --desc off
 
+# Pyflakes-level checks: unused imports, undefined names, syntax errors.
+lint: install
+	$(BIN)/ruff check --select F,E9 services workers tests
+
 docs: install
 	$(BIN)/triage docs
 

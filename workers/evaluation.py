@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from workers.filters.base import Context
-from workers.model import Example, default_examples, load, read_jsonl_examples, train
+from workers.model import Example, default_examples, load, train
 from workers.pipeline import Engine
 from workers.policy import PolicySettings
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -14,34 +13,13 @@ import urllib.request
 from pathlib import Path
 from typing import IO
 
-import redis
+from ..devstack import die_with_parent, free_port, redis_answers
+
+__all__ = ["free_port", "redis_answers", "Stack"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _child_setup() -> None:
-    """Own process group (we signal the whole tree), and die if the benchmark dies."""
-    os.setsid()
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
-
-
-def redis_answers(url: str) -> bool:
-    try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
-        ok = bool(client.ping())
-        client.close()
-        return ok
-    except redis.RedisError:
-        return False
+# The same helpers `make run` uses: a free port, Redis liveness, children that die with us.
+_child_setup = die_with_parent
 
 
 class Stack:

@@ -4,7 +4,6 @@ goes away, and a crowd of clients that retry. Bounded here; `make test-long` run
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
 import signal
