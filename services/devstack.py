@@ -106,23 +106,30 @@ def main(settings: Settings) -> int:
         procs.append(subprocess.Popen([*triage, role], env=env, cwd=ROOT, preexec_fn=die_with_parent))
     base = f"http://{settings.host}:{settings.port}"
     for _ in range(300):
+        if any(p.poll() is not None for p in procs):
+            break  # something failed to start: said below, and everything is stopped
         try:
             with socket.create_connection((settings.host, settings.port), timeout=0.2):
                 break
         except OSError:
             time.sleep(0.2)
+    else:
+        print(f"the API did not answer on {settings.host}:{settings.port} within 60 s",
+              file=sys.stderr, flush=True)
+        stopping = True
     slug = settings.demo_article_slug
-    print(
-        "\nTriage is running (Ctrl-C stops everything):\n"
-        f"  API            {base}\n"
-        f"  OpenAPI        {base}/openapi.json\n"
-        f"  health         {base}/healthz   {base}/readyz   {base}/metrics\n"
-        f"  moderators     {base}/moderate   (development admin key: {token})\n"
-        f"  demo comments  {base}/v1/articles/{slug}/comments\n"
-        f"  post one:      curl -sS -X POST {base}/v1/articles/{slug}/comments "
-        "-H 'Content-Type: application/json' -d '{\"author\":\"Ana\",\"body\":\"Thank you for this.\"}'\n",
-        flush=True,
-    )
+    if not stopping and all(p.poll() is None for p in procs):
+            print(
+            "\nTriage is running (Ctrl-C stops everything):\n"
+            f"  API            {base}\n"
+            f"  OpenAPI        {base}/openapi.json\n"
+            f"  health         {base}/healthz   {base}/readyz   {base}/metrics\n"
+            f"  moderators     {base}/moderate   (development admin key: {token})\n"
+            f"  demo comments  {base}/v1/articles/{slug}/comments\n"
+            f"  post one:      curl -sS -X POST {base}/v1/articles/{slug}/comments "
+            "-H 'Content-Type: application/json' -d '{\"author\":\"Ana\",\"body\":\"Thank you for this.\"}'\n",
+            flush=True,
+        )
     while not stopping:
         if any(p.poll() is not None for p in procs):
             print("a process exited; stopping the rest", file=sys.stderr, flush=True)
