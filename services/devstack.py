@@ -119,7 +119,7 @@ def main(settings: Settings) -> int:
         stopping = True
     slug = settings.demo_article_slug
     if not stopping and all(p.poll() is None for p in procs):
-            print(
+        print(
             "\nTriage is running (Ctrl-C stops everything):\n"
             f"  API            {base}\n"
             f"  OpenAPI        {base}/openapi.json\n"
