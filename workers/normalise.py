@@ -170,7 +170,11 @@ _DOT_WORD = re.compile(r"\s*(?:\(dot\)|\[dot\]|\{dot\}|\bdot\b|\(\.\)|\[\.\])\s*
 # "name@ gmail. com": an address split by spaces after the @ or the dot
 _SPLIT_AT = re.compile(r"(?<=[a-z0-9])@\s+(?=[a-z0-9])")
 _SPLIT_TLD = re.compile(r"(@[a-z0-9-]{2,30})\.\s+((?:com|net|org|co|ru|info|io)\b)")
-_SPACED_DOT = re.compile(r"(?<=[a-z0-9]) \. (?=[a-z0-9])")
+_SPACED_DOT = re.compile(r"(?<=[a-z0-9]) \. (?=[a-z0-9])|(?<=[a-z0-9]) \.(?=(?:com|net|org|info|biz|fr|de|es|it|ru|"
+                         r"co|uk|io|shop|store|top|xyz|online|site|club|pro)(?![\w.]))")
+# "name at gmail dot com": a plain "at" before a mail provider's domain is an address
+_AT_MAIL = re.compile(r"(?<=[a-z0-9_])\s+at\s+(?=(?:gmail|googlemail|yahoo|ymail|hotmail|outlook|live|msn|aol|icloud|"
+                      r"proton|protonmail|gmx|yandex|mail|web)\.[a-z]{2,}(?![\w@]))")
 _AT_WORD = re.compile(r"(?<=[a-z0-9])\s*(?:\(at\)|\[at\]|\{at\}|\bat\b)\s*(?=[a-z0-9_-]+(?:\.[a-z0-9_-]+)*\.[a-z]{2,}(?![\w@.]))")
 _NUMBER_RUN = re.compile(
     r"\b(?:(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)[\s,-]*){5,}", re.I)
@@ -258,6 +262,10 @@ def normalise(text: str) -> Text:
         s, idx = _sub(_DOT_WORD, ".", s, idx)
         if "(at)" in s or "[at]" in s or "{at}" in s or " AT " in original:
             s, idx = _sub(_AT_WORD, "@", s, idx)
+        elif " at " in s and ("mail" in s or "yahoo" in s or "outlook" in s or "live." in s or "aol." in s
+                              or "icloud" in s or "proton" in s or "gmx." in s or "yandex" in s or "msn." in s
+                              or "web." in s):
+            s, idx = _sub(_AT_MAIL, "@", s, idx)
     idx = list(idx)
     idx.append(len(original))
     return Text(original=original, normalised=s, offsets=tuple(idx))

@@ -33,7 +33,8 @@ class MedicalFilter(PhraseFilter):
         self._ket = re.compile(r"\b(?:" + s["KET"] + r"|sessions?\b|treatment days?\b|"
                                r"(?:your|my|the) dose\b|the trip\b|after the spray\b)")
         self._mix_it = re.compile(r"\b(?:mix|mixing|combine|combining|take|taking|stack|stacking) "
-                                  r"(?:it|this|them) (?:with|alongside|and)\b")
+                                  r"(?:(?:it|this|them) (?:with|alongside|and)\b|"
+                                  r"(?:my |the |a |some |your |an? extra )?[\w-]+ (?:with|alongside) (?:it|this)\b)")
         self._approve = re.compile(r"\b" + s["APPROVE"])
         self._imperative = re.compile(r"(?:^|[,;:]|\band\b|\bthen\b)\W*(?:just |also |then |so )?"
                                       r"(?:take|combine|mix|add|try|have|pair|throw in|stack|use)\b")

@@ -23,6 +23,7 @@ is scanned once per file whatever the number of rules.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator
 from typing import Any
 from dataclasses import dataclass
@@ -111,13 +112,21 @@ def _trie_regex(phrases: list[str]) -> str:
 _RAW_PHRASES: dict[int, dict[str, list[str]]] = {}
 
 
+def fold_accents(s: str) -> str:
+    """Drop diacritics the way the normaliser does ("imbécil" → "imbecil"), so rules written
+    with accents match the folded comment text."""
+    if s.isascii():
+        return s
+    return "".join(c for c in unicodedata.normalize("NFKD", s) if not unicodedata.combining(c))
+
+
 def load_slots(paths: Iterable[Path]) -> dict[str, str]:
     """Read slot files into {NAME: regex alternation}."""
     raw: dict[str, list[str]] = {}
     current: str | None = None
     for path in paths:
         for line in path.read_text(encoding="utf-8").splitlines():
-            line = line.strip()
+            line = fold_accents(line.strip())
             if not line or line.startswith("#"):
                 continue
             if line.startswith("[") and line.endswith("]"):
@@ -172,6 +181,8 @@ def expand(pattern: str, slots: dict[str, str]) -> str:
     out = out.replace("\\W+\x02\\W+", _GAP6).replace("\\W+\x03\\W+", _GAP3)
     out = out.replace("\x02", _GAP6).replace("\x03", _GAP3)
     out = re.sub("\x00([A-Z0-9_]+)\x01", lambda m: _lookup(m.group(1)), out)
+    if len(_top_alternatives(out)) > 1:
+        out = "(?:" + out + ")"
     return lead + out
 
 
@@ -186,6 +197,7 @@ def load_rules(path: Path, slots: dict[str, str]) -> list[Rule]:
         if len(parts) < 3:
             raise ValueError(f"{path}:{n}: expected 'rule.id score pattern'")
         rule_id, score_s, rest = parts
+        rest = fold_accents(rest)
         flags: frozenset[str] = frozenset()
         if rest.startswith("@"):
             flag_s, _, rest = rest.partition(" ")
@@ -320,13 +332,50 @@ def _cost(cand: set[str]) -> float:
                for w in cand)
 
 
+def _top_alternatives(pattern: str) -> list[str]:
+    """A pattern cut at its top-level '|' (outside any group or class)."""
+    out, depth, cur, i, klass = [], 0, "", 0, False
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\" and i + 1 < len(pattern):
+            cur += pattern[i:i + 2]
+            i += 2
+            continue
+        if klass:
+            klass = c != "]"
+        elif c == "[":
+            klass = True
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        elif c == "|" and depth == 0:
+            out.append(cur)
+            cur, i = "", i + 1
+            continue
+        cur += c
+        i += 1
+    out.append(cur)
+    return out
+
+
 def required_literals(pattern: str, raw: dict[str, list[str]]) -> tuple[str, ...]:
     """Literal strings of which one must occur in any match of the pattern (best guess, safe).
 
     The pattern is cut into top-level tokens and atoms; a literal word, a {SLOT} or a plain
     alternation group that is not optional gives a candidate set, and the most selective one
-    is kept.
+    is kept. A pattern that is a top-level alternation ("a b|c d") needs one literal of each
+    branch: the union of the branches' sets, or none when a branch has none.
     """
+    branches = _top_alternatives(pattern.lstrip("^").strip())
+    if len(branches) > 1:
+        union: set[str] = set()
+        for b in branches:
+            lits = required_literals(b.strip(), raw)
+            if not lits:
+                return ()
+            union.update(lits)
+        return tuple(sorted(union))
     best: set[str] | None = None
     for tok in _split_top(pattern.lstrip("^").strip()):
         if tok in ("~", "~~"):

@@ -46,7 +46,7 @@ _WORDS = re.compile(r"[^\W\d_]+")
 _KEYBOARD = ("qwertyuiop", "asdfghjkl", "zxcvbnm", "poiuytrewq", "lkjhgfdsa", "mnbvcxz")
 _EMOJI = re.compile(r"[\U0001F300-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF]")
 _UNDAMPED = ("spam.link", "spam.flood", "spam.gibberish", "spam.duplicate", "spam.author")
-_NOT_DAMPED = re.compile(r"\b(?:no scam|not a scam|legit|100% real)\b")
+_NOT_DAMPED = re.compile(r"\b(?:no scam|not a scam|legit|100% real|recovery (?:expert|agent|specialist|hacker)s?|recover(?:ed)? (?:my|all my|your) (?:lost |stolen )?(?:funds|money|bitcoin|crypto))\b")
 
 
 def read_list(name: str) -> list[str]:
@@ -370,6 +370,13 @@ class SpamFilter:
             uniq = len(set(words)) / len(words)
             if uniq <= 0.3:
                 add("spam.flood", 0.96, (), "repeated words")
+            else:
+                # "cheap cheap cheap ... buy buy buy": several different words each said three
+                # times running (one "very very very" is emphasis, two such runs are a flood)
+                tripled = {w for i, w in enumerate(words[2:], 2)
+                           if w == words[i - 1] == words[i - 2] and w not in ("ha", "la", "no")}
+                if len(tripled) >= 2:
+                    add("spam.flood", 0.96, (), "repeated words")
         orig = text.original
         upper = len(orig) - len(orig.translate(_NO_UPPER))
         lower = len(orig) - len(orig.translate(_NO_LOWER))
