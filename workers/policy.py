@@ -36,7 +36,10 @@ class PolicySettings:
     self_harm_hold: float = 0.3
     harassment_hold: float = 0.5
     harassment_block: float | None = None  # None: harassment is held, never blocked
-    model_backup_hold: float = 0.75  # model-only doubt for medical/harassment/self_harm
+    model_backup_hold: float = 0.5  # model-only doubt for medical/harassment
+    # A crisis missed is far worse than a story held for a moment: the model alone holds a
+    # comment as self-harm at a lower probability than it needs for the other categories.
+    self_harm_model_hold: float = 0.45
     model_weight: float = 1.0  # how much the learned spam model counts next to the rules
 
     def __post_init__(self) -> None:
@@ -115,6 +118,8 @@ def decide(findings: Sequence[Finding], thresholds: PolicySettings, original: st
             hit = c["rules"] >= hold or c["model"] * s.model_weight >= s.spam_model_hold
         elif cat == "profanity":
             hit = c["rules"] >= hold
+        elif cat == "self_harm":
+            hit = c["rules"] >= hold or c["model"] >= s.self_harm_model_hold
         else:
             hit = c["rules"] >= hold or c["model"] >= max(hold, s.model_backup_hold)
         if hit:
