@@ -51,6 +51,14 @@ PUBLISH = [
 ]
 
 
+from tests.unit import test_phrasings as later  # noqa: E402 - cases written in a second round
+
+URGENT += later.URGENT
+HOLD += later.HOLD
+BLOCK += later.BLOCK
+PUBLISH += later.PUBLISH
+
+
 @pytest.mark.parametrize("body", URGENT)
 def test_veiled_crisis_is_urgent(engine: Engine, body: str) -> None:
     v = engine.classify(body)

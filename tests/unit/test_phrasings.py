@@ -1,17 +1,11 @@
 """Whole-chain cases phrased without the usual keywords, in other languages or with new tricks,
 and the rule-loading behaviour they depend on (triggers of alternations, accents in rules)."""
 
-import pytest
 
 from workers.filters.phrases import fold_accents, required_literals
-from workers.pipeline import Engine
 
 
-@pytest.fixture(scope="module")
-def engine() -> Engine:
-    return Engine()
-
-
+# The whole-chain tests in test_generalisation.py run these lists too.
 URGENT = [
     "Ya no puedo más. Esta noche me voy para siempre. Perdón a mi familia.",
     "Ich habe alles vorbereitet. Morgen bin ich nicht mehr da.",
@@ -52,28 +46,6 @@ PUBLISH = [
     "The FDA should be ashamed of approving this on such thin data.",
     "Very very very grateful for this article, it helped me talk to my doctor.",
 ]
-
-
-@pytest.mark.parametrize("body", URGENT)
-def test_crisis_without_keywords_is_urgent(engine: Engine, body: str) -> None:
-    v = engine.classify(body)
-    assert (v.action, v.priority) == ("hold", "urgent")
-
-
-@pytest.mark.parametrize("body", HOLD)
-def test_new_phrasings_are_held(engine: Engine, body: str) -> None:
-    assert engine.classify(body).action == "hold"
-
-
-@pytest.mark.parametrize("body", BLOCK)
-def test_disguised_spam_is_blocked(engine: Engine, body: str) -> None:
-    assert engine.classify(body).action == "block"
-
-
-@pytest.mark.parametrize("body", PUBLISH)
-def test_hard_negatives_publish_unchanged(engine: Engine, body: str) -> None:
-    v = engine.classify(body)
-    assert v.action == "publish" and v.published_body == body
 
 
 def test_alternation_rule_triggers_on_every_branch() -> None:

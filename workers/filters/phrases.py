@@ -629,7 +629,7 @@ class PhraseFilter:
 
     def combine(self, text: Any, scored: list[Scored], min_score: float = 0.05) -> list[Any]:
         """Best score per rule, noisy-or across rules; one Finding with every span."""
-        from .base import Finding
+        from .base import Finding, merge_spans
 
         best: dict[str, Scored] = {}
         spans: list[tuple[int, int]] = []
@@ -646,7 +646,7 @@ class PhraseFilter:
             miss *= 1.0 - min(h.score, 0.99)
         score = round(1.0 - miss, 4)
         top = max(best.values(), key=lambda h: h.score)
-        orig_spans = tuple(sorted({text.span(a, b) for a, b in _merge(spans)}))
+        orig_spans = tuple(sorted({text.span(a, b) for a, b in merge_spans(spans)}))
         rules = ", ".join(sorted(best, key=lambda k: -best[k].score))
         detail = f"{self.category}: {rules}"
         if top.why:
@@ -655,11 +655,3 @@ class PhraseFilter:
                         detail[:200])]
 
 
-def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
-    for a, b in sorted(spans):
-        if out and a <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], b))
-        else:
-            out.append((a, b))
-    return out

@@ -18,7 +18,7 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from workers.filters.base import Context, Finding, Text
+from workers.filters.base import Context, Finding, Text, merge_spans
 
 DATA = Path(__file__).parent / "data"
 VERSION = "1"
@@ -205,17 +205,6 @@ def replace_spans(text: str, spans: Sequence[tuple[int, int]], mask: str = MASK)
         pos = b
     out.append(text[pos:])
     return "".join(out)
-
-
-def merge_spans(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Sort and merge overlapping or touching spans."""
-    out: list[tuple[int, int]] = []
-    for a, b in sorted(spans):
-        if out and a <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], b))
-        else:
-            out.append((a, b))
-    return out
 
 
 @lru_cache(maxsize=1)
