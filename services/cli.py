@@ -190,7 +190,10 @@ def classify(input_: TextIO, output: TextIO) -> None:
     settings = _settings()
     service = _stored_models_service(settings)
     engine = build_engine(settings, service)
-    classify_stream(engine, input_, output)
+    try:
+        classify_stream(engine, input_, output)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def _stored_models_service(settings: Settings) -> Any:

@@ -232,9 +232,16 @@ def render_markdown(dev: DevResult | None, youtube: YoutubeResult | None) -> str
 def classify_stream(engine: Engine, lines_in: Iterable[str], out: TextIO) -> int:
     """`triage classify`: JSONL {id, body, author?} in, one verdict line per input, in order."""
     items = []
-    for line in lines_in:
-        if line.strip():
-            items.append(json.loads(line))
+    for n, line in enumerate(lines_in, 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"line {n}: not JSON ({exc.msg})") from exc
+        if not isinstance(item, dict) or not isinstance(item.get("body"), str):
+            raise ValueError(f'line {n}: expected an object with a "body" string')
+        items.append(item)
     verdicts = engine.classify_batch(items)
     for it, v in zip(items, verdicts):
         j = v.to_json()
