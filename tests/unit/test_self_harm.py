@@ -51,3 +51,24 @@ def test_spans_point_at_original_words(flt: SelfHarmFilter) -> None:
     [f] = findings(flt, body)
     assert f.category == "self_harm" and f.detail
     assert any("goodbyes" in body[a:b] for a, b in f.spans)
+
+
+
+@pytest.mark.parametrize("body", [
+    "I've counted the pills in the cabinet. It's enough.",
+    "Standing on the balcony again, it's 9 floors down.",
+    "I'm going to drive into a tree on the way home.",
+    "Je n'en peux plus. Ce soir je vais en finir.",
+])
+def test_means_and_method_without_the_words(flt: SelfHarmFilter, body: str) -> None:
+    assert top_score(flt, body) >= 0.5, body
+
+
+@pytest.mark.parametrize("body", [
+    "Our flat is on the 9th floor with a lovely balcony view.",
+    "I counted my blessings after the third infusion.",
+    "My psychiatrist counted out exactly how many tablets to take for the taper.",
+    "I drove myself to the clinic and back, 20 minutes each way.",
+])
+def test_ordinary_heights_pills_and_driving(flt: SelfHarmFilter, body: str) -> None:
+    assert top_score(flt, body) < 0.3, body
