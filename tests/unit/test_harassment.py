@@ -51,3 +51,23 @@ def test_spans(flt: HarassmentFilter) -> None:
     [f] = findings(flt, body)
     assert f.category == "harassment" and f.detail
     assert any("IDIOT" in body[a:b] for a, b in f.spans)
+
+
+@pytest.mark.parametrize("body", [
+    "These pill-pushing psychiatrists deserve a beating.",
+    "Only weaklings need a nasal spray to get out of bed.",
+    "Junkies like you are nothing but a drain on the system.",
+    "@Claire stop polluting every article with your nonsense.",
+    "T'es vraiment con ou tu fais semblant ?",
+])
+def test_contempt_and_wished_violence_without_stock_insults(flt: HarassmentFilter, body: str) -> None:
+    assert top_score(flt, body) >= 0.5, body
+
+
+@pytest.mark.parametrize("body", [
+    "I felt like a burden to my family before treatment.",
+    "The insurers are ruining every appointment with their paperwork.",
+    "They deserve a medal, the nurses at my clinic.",
+])
+def test_self_description_and_praise_are_not_contempt(flt: HarassmentFilter, body: str) -> None:
+    assert top_score(flt, body) < 0.5, body
