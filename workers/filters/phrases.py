@@ -432,15 +432,27 @@ class RuleMatcher:
                 by_trigger.setdefault(t, set()).add(i)
         for t, idx in by_trigger.items():
             self._index.setdefault(t[:2], []).append((t, tuple(sorted(idx))))
+        self._word_rules: dict[str, tuple[int, ...]] = {}
+
+    def _rules_for(self, w: str) -> tuple[int, ...]:
+        """Rules a text word lets run (memoised: the same words come back comment after comment)."""
+        known = self._word_rules.get(w)
+        if known is None:
+            hit: set[int] = set()
+            for t, idx in self._index.get(w[:2], ()):
+                if w.startswith(t):
+                    hit.update(idx)
+            known = tuple(hit)
+            if len(self._word_rules) > 50_000:
+                self._word_rules.clear()
+            self._word_rules[w] = known
+        return known
 
     def finditer(self, s: str) -> Iterator[Hit]:
         """Every (rule, span) hit, in rule order then text order."""
         todo = set(self._always)
-        index = self._index
         for w in set(_WORDS(s)):
-            for t, idx in index.get(w[:2], ()):
-                if w.startswith(t):
-                    todo.update(idx)
+            todo.update(self._rules_for(w))
         for i in sorted(todo):
             r = self.rules[i]
             for m in self._compiled[i].finditer(s):

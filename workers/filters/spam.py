@@ -132,7 +132,7 @@ def _triggers(pattern: str) -> frozenset[str] | None:
 
 
 @lru_cache(maxsize=1)
-def _rules() -> tuple[tuple[str, float, re.Pattern[str], frozenset[str] | None, tuple[str, ...] | None], ...]:
+def _rules() -> tuple[tuple[str, float, re.Pattern[str], frozenset[str] | None, re.Pattern[str] | None], ...]:
     """(rule, score, pattern, trigger words, trigger substrings) from spam_patterns.tsv.
 
     An optional fourth column lists substrings (separated by |) one of which must occur for the
@@ -143,8 +143,9 @@ def _rules() -> tuple[tuple[str, float, re.Pattern[str], frozenset[str] | None, 
     for line in read_list("spam_patterns.tsv"):
         rule, score, pattern, *gate = line.split("\t")
         pattern = pattern.replace("{DRUG}", drugs)
-        out.append((rule, float(score), re.compile(pattern), _triggers(pattern),
-                    tuple(gate[0].split("|")) if gate else None))
+        # The substrings as one literal alternation: one search in C instead of a Python loop.
+        gate_re = re.compile("|".join(re.escape(g) for g in gate[0].split("|"))) if gate else None
+        out.append((rule, float(score), re.compile(pattern), _triggers(pattern), gate_re))
     return tuple(out)
 
 
@@ -259,7 +260,7 @@ class SpamFilter:
             if triggers is not None:
                 if triggers.isdisjoint(tokens):
                     continue
-            elif gate is not None and not any(g in s for g in gate):
+            elif gate is not None and gate.search(s) is None:
                 continue
             ms = list(pat.finditer(s))
             if ms:
