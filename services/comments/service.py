@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -129,8 +129,6 @@ class CommentService:
             return art
 
     def list_articles(self) -> list[Article]:
-        from sqlalchemy import select
-
         with self.db.session() as s:
             return list(s.scalars(select(Article).order_by(Article.id)))
 
@@ -193,8 +191,6 @@ class CommentService:
         self, slug: str, new: NewComment, request_id: str | None, ip: str | None,
         key_hash: str | None, fingerprint: str | None,
     ) -> Comment:
-        from sqlalchemy import delete, insert
-
         article_id = self.article_id(slug)
         # Core inserts, not the unit of work: this is the hottest write in the service.
         comment = Comment(
@@ -229,8 +225,6 @@ class CommentService:
 
     def purge_idempotency_keys(self) -> int:
         """Forget keys older than the replay window."""
-        from sqlalchemy import delete
-
         cutoff = utcnow() - dt.timedelta(seconds=IDEMPOTENCY_SECONDS)
         with self.db.session() as s:
             return s.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < cutoff)).rowcount or 0
@@ -247,8 +241,6 @@ class CommentService:
 
     def get(self, comment_id: str) -> tuple[Comment, str, Decision | None]:
         """The comment, its article slug and its latest decision."""
-        from sqlalchemy import select
-
         with self.db.session() as s:
             c = s.get(Comment, comment_id)
             if c is None:
@@ -311,8 +303,6 @@ class CommentService:
     def _apply_verdicts(
         self, verdicts: dict[str, dict[str, Any]]
     ) -> tuple[list[str], list[tuple[str, dict[str, Any]]]]:
-        from sqlalchemy import select
-
         decided: list[str] = []
         events: list[tuple[str, dict[str, Any]]] = []
         with self.db.session() as s:
@@ -341,8 +331,6 @@ class CommentService:
 
     def pending_batch(self, ids: list[str]) -> list[tuple[Comment, str]]:
         """The comments among `ids` still awaiting the engine, with their article slugs."""
-        from sqlalchemy import select
-
         with self.db.session() as s:
             q = (select(Comment, Article.slug).join(Article, Article.id == Comment.article_id)
                  .where(Comment.id.in_(ids), Comment.status == Status.PENDING))
@@ -380,8 +368,6 @@ class CommentService:
             return [(e.body, e.author, e.label, e.source) for e in repo.training_examples(s)]
 
     def training_example_count(self) -> int:
-        from sqlalchemy import func, select
-
         with self.db.session() as s:
             return int(s.scalar(select(func.count()).select_from(TrainingExample)) or 0)
 
