@@ -28,7 +28,9 @@ class PolicySettings:
 
     spam_hold: float = 0.5  # combined rule score that holds a comment
     spam_block: float = 0.95  # combined score (rules + model) that blocks a comment
-    spam_block_rule_min: float = 0.85  # blocking needs at least one rule this sure
+    spam_block_rule_min: float = 0.85  # blocking needs at least one rule this sure...
+    # ...or several rules that together are this sure while the model is at least spam_block
+    spam_block_rules_agree: float = 0.9
     spam_model_hold: float = 0.5  # model probability that holds a comment on its own
     profanity_hold: float = 0.5
     profanity_mode: str = "mask"  # "mask": publish masked; "hold": send to moderators
@@ -102,7 +104,8 @@ def category_scores(findings: Sequence[Finding], settings: PolicySettings) -> di
         rules = _noisy_or(per_rule.values())
         top = max(per_rule.values(), default=0.0)
         combined = _noisy_or((rules, model * settings.model_weight)) if cat == "spam" else rules
-        out[cat] = {"rules": rules, "top_rule": top, "model": model, "combined": combined}
+        out[cat] = {"rules": rules, "top_rule": top, "model": model, "combined": combined,
+                    "n_rules": float(len(per_rule))}
     return out
 
 
@@ -130,8 +133,10 @@ def decide(findings: Sequence[Finding], thresholds: PolicySettings, original: st
     if "self_harm" in triggered:
         return Decision("hold", "urgent", cats, None, POLICY_VERSION, scores)
     spam = sc["spam"]
+    agree = (spam["rules"] >= s.spam_block_rules_agree and spam["model"] * s.model_weight >= s.spam_block
+             and spam["n_rules"] >= 2)
     if ("spam" in triggered and spam["combined"] >= s.spam_block
-            and spam["top_rule"] >= s.spam_block_rule_min):
+            and (spam["top_rule"] >= s.spam_block_rule_min or agree)):
         return Decision("block", "normal", cats, None, POLICY_VERSION, scores)
     if (s.harassment_block is not None and "harassment" in triggered
             and sc["harassment"]["rules"] >= s.harassment_block):

@@ -89,3 +89,20 @@ def test_hard_negatives_publish_unchanged(engine: Engine, body: str) -> None:
 def test_new_swearing_forms_are_masked(engine: Engine, body: str, word: str) -> None:
     v = engine.classify(body)
     assert v.action == "hold" or (v.action == "publish" and word not in (v.published_body or ""))
+
+
+@pytest.mark.parametrize("body,expected", [
+    ("is it addictive tho? asking seriously, my family has a history of addiction", ("publish", "normal")),
+    ("Ihr braucht keine Antidepressiva mehr, setzt sie einfach ab und nehmt Ketamin.", ("hold", "normal")),
+    ("Die Autorin ist eine dumme Kuh, die keine Ahnung hat.", ("hold", "normal")),
+    ("lol at all the junkies in this comment section justifying their habit", ("hold", "normal")),
+    ("Mi psiquiatra me ayudó a dejar el litio poco a poco, sin prisa.", ("publish", "normal")),
+])
+def test_third_round_phrasings(engine: Engine, body: str, expected: tuple[str, str]) -> None:
+    v = engine.classify(body)
+    assert (v.action, v.priority) == expected
+
+
+def test_a_phrase_masks_only_its_profane_word(engine: Engine) -> None:
+    v = engine.classify("What the hell is a 'glutamate surge' supposed to mean?")
+    assert v.published_body == "What the **** is a 'glutamate surge' supposed to mean?"

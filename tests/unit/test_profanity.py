@@ -82,7 +82,7 @@ def test_innocent_words_never_masked(body):
     ("a total clusterfuck.", "a total ****."),
     ("motherf***ing insurance", "**** insurance"),
     ("$#!% this is good", "**** this is good"),
-    ("Bloody hell, John", "****, John"),
+    ("Bloody hell, John", "Bloody ****, John"),
     ("c r a p. waiting", "****. waiting"),
     ("the worst f-ing headaches", "the worst **** headaches"),
     ("Joder, qué buen artículo", "****, qué buen artículo"),

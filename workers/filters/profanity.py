@@ -297,7 +297,11 @@ class ProfanityFilter:
                 hits.append((a, b, rule))
         if self.extra is not None:
             for m in self.extra.finditer(s):
-                hits.append((m.start(), m.end(), "profanity.extra"))
+                a, b = m.span()
+                # In a phrase ("what the hell", "bloody hell") only its last word is masked:
+                # readers keep the rest of the sentence.
+                gap = max(m.group(0).rfind(" "), m.group(0).rfind("\t"))
+                hits.append((a + gap + 1 if gap >= 0 else a, b, "profanity.extra"))
         for m in self._grawlix.finditer(s):
             if len(set(m.group(0))) >= 3:
                 hits.append((m.start(), m.end(), "profanity.symbols"))
