@@ -35,6 +35,9 @@ def broker_options(settings: Settings) -> dict[str, object]:
         # every look), so they come back soon after the visibility timeout, not minutes later.
         "unacked_restore_interval": max(1, min(10, settings.visibility_timeout // 4)),
         "unacked_restore_throttle": 1,
+        # The restore scan holds a lock in Redis; a worker killed while holding it would block
+        # every restore until the lock expires (300 s by default), so it expires much sooner.
+        "unacked_mutex_expire": max(5, min(60, settings.visibility_timeout)),
         # A broker that vanishes without closing the connection must not hang a publish.
         "socket_timeout": 15,
         "socket_connect_timeout": 5,

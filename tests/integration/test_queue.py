@@ -45,15 +45,21 @@ def test_profanity_is_never_visible_uncensored(live_client, worker_factory):
         assert "price" in shown["body"]
 
 
-def test_killed_worker_comments_are_finished_by_a_new_worker(live_client, live_service, worker_factory):
+def test_killed_worker_comments_are_finished_by_a_new_worker(live_client, live_service, worker_factory,
+                                                            process_factory, queue_settings):
+    from dataclasses import replace
+
     ids = [post(live_client, f"reader{i}", f"Comment number {i} about the esketamine spray.")
            for i in range(40)]
-    first = worker_factory(concurrency=1)
+    # Beat's sweeper is part of the promise: it re-sends what a dying worker may have dropped.
+    cfg = replace(queue_settings, sweep_interval=2, sweep_grace=15)
+    process_factory(cfg, "beat")
+    first = worker_factory(concurrency=1, settings=cfg)
     # Let it take some of the queue, then kill it hard, mid-stream.
     wait_for(lambda: sum(live_service.get(c)[0].status != "pending" for c in ids) >= 1, timeout=60,
              interval=0.02)
     first.kill()
-    worker_factory(concurrency=2)
+    worker_factory(concurrency=2, settings=cfg)
     wait_for(lambda: all(live_service.get(c)[0].status != "pending" for c in ids), timeout=90)
     for cid in ids:
         comment, _, last = live_service.get(cid)
