@@ -95,6 +95,3 @@ class TaskSender:
                                 self.origin, extra))
         add_events(pipe, events)
         pipe.execute()
-
-    def ping(self) -> None:
-        self.client.ping()

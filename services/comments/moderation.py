@@ -30,7 +30,7 @@ from .models import (
     TrainingExample,
     utcnow,
 )
-from .service import CommentService, _iso, salted_hash, transition
+from .service import CommentService, _aware, _iso, salted_hash, transition
 
 ACTIONS = {"approve": Status.APPROVED, "reject": Status.REJECTED, "hold": Status.HELD}
 ROLES = ("moderator", "admin")
@@ -60,12 +60,6 @@ class Principal:
 def hash_key(key: str) -> str:
     # Keys are 256 random bits, so an unsalted SHA-256 is enough to make a leaked table useless.
     return hashlib.sha256(key.encode()).hexdigest()
-
-
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.timezone.utc)
-    return value
 
 
 def _cursor(c: Comment) -> str:

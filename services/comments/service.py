@@ -269,15 +269,6 @@ class CommentService:
         return [public_view(c) for c in rows], (encode_cursor(rows[-1]) if more and rows else None)
 
     # -- the engine ---------------------------------------------------------------------------
-    def pending_for_moderation(self, comment_id: str) -> tuple[Comment, str] | None:
-        """The comment and its article slug if it still awaits the engine, else None."""
-        with self.db.session() as s:
-            c = s.get(Comment, comment_id)
-            if c is None or c.status != Status.PENDING:
-                return None
-            art = s.get(Article, c.article_id)
-            return c, art.slug if art else ""
-
     def record_engine_decision(self, comment_id: str, verdict: dict[str, Any]) -> bool:
         """Apply the engine's verdict once; False if the comment was already decided."""
         return bool(self.record_engine_decisions({comment_id: verdict}))

@@ -181,7 +181,7 @@ def expand(pattern: str, slots: dict[str, str]) -> str:
     out = out.replace("\\W+\x02\\W+", _GAP6).replace("\\W+\x03\\W+", _GAP3)
     out = out.replace("\x02", _GAP6).replace("\x03", _GAP3)
     out = re.sub("\x00([A-Z0-9_]+)\x01", lambda m: _lookup(m.group(1)), out)
-    if len(_top_alternatives(out)) > 1:
+    if len(top_level_branches(out)) > 1:
         out = "(?:" + out + ")"
     return lead + out
 
@@ -332,30 +332,26 @@ def _cost(cand: set[str]) -> float:
                for w in cand)
 
 
-def _top_alternatives(pattern: str) -> list[str]:
+def top_level_branches(pattern: str) -> list[str]:
     """A pattern cut at its top-level '|' (outside any group or class)."""
-    out, depth, cur, i, klass = [], 0, "", 0, False
-    while i < len(pattern):
-        c = pattern[i]
-        if c == "\\" and i + 1 < len(pattern):
-            cur += pattern[i:i + 2]
-            i += 2
-            continue
-        if klass:
-            klass = c != "]"
+    out, depth, cls, esc, start = [], 0, False, False, 0
+    for i, c in enumerate(pattern):
+        if esc:
+            esc = False
+        elif c == "\\":
+            esc = True
+        elif cls:
+            cls = c != "]"
         elif c == "[":
-            klass = True
+            cls = True
         elif c == "(":
             depth += 1
         elif c == ")":
             depth -= 1
         elif c == "|" and depth == 0:
-            out.append(cur)
-            cur, i = "", i + 1
-            continue
-        cur += c
-        i += 1
-    out.append(cur)
+            out.append(pattern[start:i])
+            start = i + 1
+    out.append(pattern[start:])
     return out
 
 
@@ -367,7 +363,7 @@ def required_literals(pattern: str, raw: dict[str, list[str]]) -> tuple[str, ...
     is kept. A pattern that is a top-level alternation ("a b|c d") needs one literal of each
     branch: the union of the branches' sets, or none when a branch has none.
     """
-    branches = _top_alternatives(pattern.lstrip("^").strip())
+    branches = top_level_branches(pattern.lstrip("^").strip())
     if len(branches) > 1:
         union: set[str] = set()
         for b in branches:

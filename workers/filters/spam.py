@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from workers.filters.base import Context, Finding, Text
+from workers.filters.phrases import top_level_branches
 from workers.normalise import normalise
 
 DATA = Path(__file__).parent / "data"
@@ -62,28 +63,6 @@ def _alternation(words: Sequence[str]) -> str:
     return "|".join(re.escape(w).replace(r"\ ", r"\s+") for w in sorted(set(words), key=len, reverse=True))
 
 
-def _top_level_branches(pattern: str) -> list[str]:
-    out, depth, cls, esc, start = [], 0, False, False, 0
-    for i, c in enumerate(pattern):
-        if esc:
-            esc = False
-        elif c == "\\":
-            esc = True
-        elif cls:
-            cls = c != "]"
-        elif c == "[":
-            cls = True
-        elif c == "(":
-            depth += 1
-        elif c == ")":
-            depth -= 1
-        elif c == "|" and depth == 0:
-            out.append(pattern[start:i])
-            start = i + 1
-    out.append(pattern[start:])
-    return out
-
-
 def _lead_word(alt: str) -> str | None:
     """The whole first word an alternative must start with, or None when it is not literal."""
     if alt.startswith("\\b"):
@@ -106,7 +85,7 @@ def _triggers(pattern: str) -> frozenset[str] | None:
     pattern only runs when the comment contains the first word of one of its alternatives.
     """
     words: set[str] = set()
-    for branch in _top_level_branches(pattern):
+    for branch in top_level_branches(pattern):
         body = branch[2:] if branch.startswith("\\b") else branch
         if body.startswith("(?:"):
             depth, end = 0, -1
@@ -120,7 +99,7 @@ def _triggers(pattern: str) -> frozenset[str] | None:
                         break
             if end < 0 or body[end + 1:end + 2] in ("?", "*", "{"):
                 return None
-            alts = _top_level_branches(body[3:end])
+            alts = top_level_branches(body[3:end])
         else:
             alts = [body]
         for alt in alts:
