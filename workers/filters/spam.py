@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from workers.filters.base import Context, Finding, Text
-from workers.filters.phrases import top_level_branches
+from workers.filters.phrases import LiteralGates, top_level_branches
 from workers.normalise import normalise
 
 DATA = Path(__file__).parent / "data"
@@ -209,6 +209,8 @@ class SpamFilter:
         self._use_model = use_model
         self._lists = _lists()
         self._rules = _rules()
+        # literals each pattern cannot match without: most gated-in patterns still fail
+        self._gates = LiteralGates([pat for _, _, pat, _, _ in self._rules])
         self._warning = _warning()
 
     @property
@@ -233,13 +235,17 @@ class SpamFilter:
         link_spans = self._links(text, add)
         self._contacts(text, add, all_links)
         tokens = set(_TOKENS.findall(s))
-        for rule, score, pat, triggers, gate in self._rules:
+        allows = self._gates.allows
+        seen: dict[int, bool] = {}
+        for k, (rule, score, pat, triggers, gate) in enumerate(self._rules):
             if rule.startswith("spam.link.") and not link_spans:
                 continue
             if triggers is not None:
                 if triggers.isdisjoint(tokens):
                     continue
             elif gate is not None and gate.search(s) is None:
+                continue
+            if not allows(k, s, seen):
                 continue
             ms = list(pat.finditer(s))
             if ms:

@@ -1,0 +1,73 @@
+"""Literal gates in front of the rule regexes: they may skip a rule only when it cannot match."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from workers.filters.harassment import HarassmentFilter
+from workers.filters.medical import MedicalFilter
+from workers.filters.phrases import LiteralGates, required_substrings
+from workers.filters.self_harm import SelfHarmFilter
+from workers.filters.spam import _rules
+from workers.normalise import normalise
+
+DATA = Path(__file__).resolve().parents[2] / "workers" / "filters" / "data"
+
+
+def _clauses(pattern: str) -> list[set[str]]:
+    return [set(c) for c in required_substrings(re.compile(pattern), max_clauses=10, max_cost=100)]
+
+
+def test_literals_are_read_off_the_pattern() -> None:
+    assert {"buy "} in _clauses(r"\bbuy (?:now|today)\b")
+    assert {"now", "today"} in _clauses(r"\bbuy (?:now|today)\b")
+    # optional parts require nothing; a repeat of at least one requires its literal
+    assert _clauses(r"(?:foo)?bar") == [{"bar"}]
+    assert {"ab"} in _clauses(r"(?:ab)+c")
+    assert _clauses(r"x?") == []
+    # an alternative without a literal leaves the whole alternation unconstrained
+    assert _clauses(r"(?:foo|\w+)") == []
+    assert _clauses(r"likes? if") == [{"like"}, {" if"}]
+
+
+def test_case_insensitive_patterns_get_no_gate() -> None:
+    assert required_substrings(re.compile("buy now", re.I)) == []
+    assert required_substrings(re.compile("(?i)buy now")) == []
+    assert _clauses("(?i:buy) now") == [{" now"}]
+
+
+def test_gates_allow_only_texts_holding_the_literals() -> None:
+    gates = LiteralGates([re.compile(r"\bpoison (?:pills?|tablets)"), re.compile(r"\w+")])
+    assert gates.allows(0, "these pills are poison tablets", {})
+    assert not gates.allows(0, "these pills are fine", {})
+    assert gates.allows(1, "anything", {})  # nothing to read off: always allowed
+
+
+def _comments() -> list[str]:
+    out = []
+    for name in ("seed_comments.jsonl", "seed_written.jsonl"):
+        for line in (DATA / name).read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                body = json.loads(line)["body"]
+                out += [body, body.upper()]
+    return [normalise(b).normalised for b in out]
+
+
+@pytest.mark.parametrize("flt", [MedicalFilter, SelfHarmFilter, HarassmentFilter])
+def test_phrase_rule_gates_never_block_a_match(flt: type) -> None:
+    matcher = flt().matcher
+    for s in _comments():
+        for i, rx in enumerate(matcher._compiled):
+            if rx.search(s):
+                assert matcher._gates.allows(i, s, {}), (matcher.rules[i].rule_id, s)
+
+
+def test_spam_rule_gates_never_block_a_match() -> None:
+    patterns = [pat for _, _, pat, _, _ in _rules()]
+    gates = LiteralGates(patterns)
+    for s in _comments():
+        for i, rx in enumerate(patterns):
+            if rx.search(s):
+                assert gates.allows(i, s, {}), (_rules()[i][0], s)
