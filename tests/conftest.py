@@ -240,7 +240,8 @@ def live_service(queue_settings: Settings, events: InMemoryPublisher) -> Iterato
 
     db = Database(queue_settings.database_url)
     sender = TaskSender(queue_settings)
-    svc = CommentService(db, dispatch=sender.moderate, publisher=events)
+    svc = CommentService(db, dispatch=sender.moderate, publisher=events,
+                         redispatch_many=sender.moderate_many)
     svc.add_article(DEMO, "Ketamine a new hope for people suffering from depression?")
     yield svc
     db.dispose()

@@ -12,7 +12,6 @@ from services.api.queue import broker_options
 from services.config import Settings
 from services.logs import setup_logging
 
-from .tasks import BATCH_SIZE
 
 
 def make_celery(settings: Settings | None = None) -> Celery:
@@ -30,9 +29,10 @@ def make_celery(settings: Settings | None = None) -> Celery:
         # put back rather than dropped: the comment must reach a decision.
         task_acks_late=True,
         task_reject_on_worker_lost=True,
-        # Moderation runs in batches of up to BATCH_SIZE messages, so each worker process
-        # must be allowed to hold a batch's worth (celery-batches needs prefetch ≥ batch).
-        worker_prefetch_multiplier=BATCH_SIZE,
+        # A worker process holds one message at a time: what waits stays in Redis, where new
+        # comments are packed into the waiting messages (services.api.queue), rather than in
+        # a worker's prefetch buffer, where nothing can join them.
+        worker_prefetch_multiplier=1,
         task_default_queue=settings.queue_name,
         task_routes={"moderation.*": {"queue": settings.queue_name}},
         worker_hijack_root_logger=False,

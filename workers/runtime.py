@@ -7,7 +7,6 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -16,6 +15,7 @@ from services.comments.moderation import ModerationRules, ModerationService
 from services.comments.service import CommentService
 from services.config import Settings
 from services.db import Database
+from services.api.queue import TaskSender
 from services.cache import InvalidatingPublisher, ReadCache
 from services.events import RedisPublisher
 
@@ -114,13 +114,16 @@ def fingerprint(body: str) -> str:
 
 
 class Runtime:
-    def __init__(self, settings: Settings, dispatch: Callable[[str, str | None], None]) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.pid = os.getpid()
         self.db = Database(settings.database_url)
         self.redis = redis.Redis.from_url(settings.redis_url)
+        # Re-sends (the sweeper's) go through the same coalescing queue as the API's sends.
+        self.sender = TaskSender(settings)
         self.service = CommentService(
-            self.db, dispatch=dispatch, salt=settings.author_salt,
+            self.db, dispatch=self.sender.moderate, redispatch_many=self.sender.moderate_many,
+            salt=settings.author_salt,
             publisher=InvalidatingPublisher(RedisPublisher(settings.redis_url),
                                             ReadCache(settings.redis_url)))
         self.moderation = ModerationService(self.service, ModerationRules(

@@ -1,11 +1,11 @@
 """Tasks take ids, reload state, and do nothing when the work is already done.
 
-`moderation.moderate_comment(comment_id)` is sent once per comment, but the worker runs it in
-batches (celery-batches): up to BATCH_SIZE messages, or whatever arrived within BATCH_WAIT, are
-moderated together with one query to load them and one transaction to record the decisions.
-Messages are acknowledged only after their batch has returned (acks_late), and the database's
-unique (comment, version) constraint keeps every comment to exactly one engine decision however
-often a message is delivered.
+The API queues each comment once, after its row is committed, and comments waiting for a
+worker share a batch (see `services.api.queue`): `moderation.moderate_comments(batch)`
+moderates up to a hundred comments with one query to load them and one transaction to record
+the decisions. A message is acknowledged only after its batch has returned (acks_late), and
+the database's unique (comment, version) constraint keeps every comment to exactly one engine
+decision however often a message is delivered.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from typing import Any
 
 from celery import Celery
 from celery.signals import worker_process_init
-from celery_batches import Batches
 from redis.exceptions import RedisError
 from sqlalchemy.exc import OperationalError
 
+from services.api.queue import MODERATE_TASK
 from services.config import Settings
 
 from .runtime import Runtime
@@ -31,10 +31,6 @@ _runtime: Runtime | None = None
 
 # Errors that go away by themselves (a database or Redis blip): try again later.
 TRANSIENT = (OperationalError, RedisError, ConnectionError)
-BATCH_SIZE = 100
-# Seconds a lone comment waits for company. Short enough to stay well inside the end-to-end
-# budget, long enough that a busy queue is taken in real batches rather than one by one.
-BATCH_WAIT = 0.01
 RETRY_DELAY = 2.0
 
 
@@ -57,7 +53,7 @@ def register(app: Celery, settings: Settings) -> None:
     def runtime() -> Runtime:
         global _runtime
         if _runtime is None or _runtime.pid != os.getpid():
-            _runtime = Runtime(settings, dispatch=send_moderate)
+            _runtime = Runtime(settings)
         return _runtime
 
     @worker_process_init.connect(weak=False)
@@ -68,36 +64,36 @@ def register(app: Celery, settings: Settings) -> None:
         except Exception:  # noqa: BLE001 - a database not yet reachable: load on first use
             log.warning("engine warm-up failed; it loads on first use", exc_info=True)
 
-    def send_moderate(comment_id: str, request_id: str | None, events: Any = (),
-                      countdown: float | None = None) -> None:
-        app.send_task("moderation.moderate_comment", args=[comment_id],
-                      queue=settings.queue_name, countdown=countdown,
-                      headers={"request_id": request_id} if request_id else None)
-        if events:
-            runtime().service.emit_all(list(events))
-
-    @app.task(name="moderation.moderate_comment", base=Batches, flush_every=BATCH_SIZE,
-              flush_interval=BATCH_WAIT, acks_late=True, ignore_result=True)
-    def moderate_comment(requests: list[Any]) -> int:
-        ids: dict[str, str | None] = {}
-        for req in requests:
-            if req.args:
-                ids[str(req.args[0])] = (req.request_dict or {}).get("request_id")
-        if not ids:
-            return 0
+    @app.task(name=MODERATE_TASK, acks_late=True, ignore_result=True)
+    def moderate_comments(batch: str) -> int:
+        """Moderate the comments of one batch (see services.api.queue) still pending."""
         rt = runtime()
         try:
-            return moderate_batch(rt, ids)
+            ids = rt.sender.scripts.claim(settings.queue_name, batch)
+            decided = moderate_batch(rt, ids)
         except TRANSIENT as exc:
-            # Nothing was recorded (one transaction). Ask again shortly; the sweeper is the
-            # backstop if even that send fails.
-            log.warning("batch failed, retrying", extra={"count": len(ids), "error": type(exc).__name__})
-            for cid, rid in ids.items():
-                try:
-                    send_moderate(cid, rid, countdown=RETRY_DELAY)
-                except Exception:  # noqa: BLE001 - the comment stays pending; the sweeper re-sends
-                    pass
+            # Nothing was recorded (one transaction) and the batch is kept: run it again
+            # shortly. If even that send fails, the sweeper finds the comments still pending.
+            log.warning("batch failed, retrying", extra={"batch": batch, "error": type(exc).__name__})
+            try:
+                app.send_task(MODERATE_TASK, kwargs={"batch": batch}, queue=settings.queue_name,
+                              countdown=RETRY_DELAY)
+            except Exception:  # noqa: BLE001 - the comments stay pending; the sweeper re-sends
+                pass
             return 0
+        # Decisions are committed: the batch has served. A message re-delivered after this
+        # finds it empty and does nothing.
+        try:
+            rt.redis.delete(batch)
+        except RedisError:  # left to expire; a re-delivery would find its comments decided
+            log.warning("batch not deleted", extra={"batch": batch})
+        return decided
+
+    @app.task(name="moderation.moderate_comment", acks_late=True, ignore_result=True,
+              autoretry_for=TRANSIENT, retry_backoff=True, max_retries=5)
+    def moderate_comment(comment_id: str) -> int:
+        """One comment by id: the single-comment form of the task, for callers that send it."""
+        return moderate_batch(runtime(), [str(comment_id)])
 
     @app.task(name="moderation.retrain", ignore_result=True, acks_late=True,
               autoretry_for=TRANSIENT, retry_backoff=True, max_retries=5)
@@ -128,10 +124,10 @@ def register(app: Celery, settings: Settings) -> None:
         return n
 
 
-def moderate_batch(rt: Runtime, ids: dict[str, str | None]) -> int:
+def moderate_batch(rt: Runtime, ids: list[str]) -> int:
     """Moderate the comments among `ids` that are still pending; returns how many were decided."""
     started = time.perf_counter()
-    pending = rt.service.pending_batch(list(ids))
+    pending = rt.service.pending_batch(ids) if ids else []
     if not pending:
         return 0
     dups = rt.recent_duplicates_many([(c.id, c.body) for c, _ in pending])
@@ -144,14 +140,14 @@ def moderate_batch(rt: Runtime, ids: dict[str, str | None]) -> int:
             verdicts[c.id] = classify(rt, c.body, c.author, slug, dups.get(c.id, 0),
                                       c.author_ref in trusted, c.author_ref in banned)
         except Exception as exc:  # noqa: BLE001 - poison input: hold it, don't loop
-            log.exception("engine failed", extra={"comment_id": c.id, "request_id": ids.get(c.id)})
+            log.exception("engine failed", extra={"comment_id": c.id, "request_id": c.request_id})
             verdicts[c.id] = error_verdict(exc)
     decided = set(rt.service.record_engine_decisions(verdicts))
     observe(pending, verdicts, decided)
     for c, _ in pending:
         v = verdicts[c.id]
         log.info("decided" if c.id in decided else "already decided",
-                 extra={"comment_id": c.id, "request_id": ids.get(c.id), "action": v["action"],
+                 extra={"comment_id": c.id, "request_id": c.request_id, "action": v["action"],
                         "priority": v.get("priority"), "categories": v.get("categories")})
     log.debug("batch", extra={"size": len(pending), "ms": round((time.perf_counter() - started) * 1e3, 2)})
     return len(decided)

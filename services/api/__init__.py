@@ -37,7 +37,8 @@ def create_app(settings: Settings | None = None, *, service: CommentService | No
         db = Database(settings.database_url)
         sender = TaskSender(settings)
         service = CommentService(
-            db, dispatch=sender.moderate, salt=settings.author_salt,
+            db, dispatch=sender.moderate, redispatch_many=sender.moderate_many,
+            salt=settings.author_salt,
             publisher=InvalidatingPublisher(RedisPublisher(settings.redis_url), cache))
         app.extensions["triage.sender"] = sender
     elif not isinstance(service.publisher, InvalidatingPublisher):

@@ -1,30 +1,130 @@
-"""Sending moderation tasks by name, so the API never imports worker code.
+"""Sending moderation work by task name, so the API never imports worker code.
 
-The API sends one message per accepted comment, in the request. Through Celery's
-`send_task` that costs about 1.5 ms of the request's CPU (most of it kombu's generic publish
-path), more than validating and storing the comment together; so the message is built here in
-Celery's task protocol 2, exactly as `send_task` would build it for the Redis transport, and
-pushed with a single LPUSH. `tests/integration/test_queue.py` checks that real workers take it.
+Every accepted comment is handed to the queue once, after its row is committed. One Celery
+message per comment would cap the pipeline at what a worker can take out of Redis message by
+message (about a thousand a second here, whatever the task does), so comments waiting for a
+worker share a message:
+
+- Comments go into a *batch*, a Redis list of ids. A batch is open until a worker starts on
+  it. The first comment of a batch also pushes one Celery message,
+  `moderation.moderate_comments(batch=<key>)`; later comments only join the open batch, up to
+  `MAX_IDS`, and the next one opens a new batch.
+- An idle worker starts on a message at once, which closes its batch: a lone comment is never
+  kept waiting for company. A busy worker finds its backlog already packed, so it pays a
+  message's cost once per batch and loads and records a batch in one transaction.
+- Joining and closing are small scripts that Redis runs atomically, so an id is always either
+  in a batch no worker has started, or in a new batch with its own message.
+- The batch list is deleted only after its decisions are committed, and the message is
+  acknowledged late, so a worker killed mid-batch leaves both behind, and kombu's restore of
+  unacknowledged messages brings the whole batch back. A Redis that loses everything loses
+  batches and messages alike; the comments are still pending in the database, where the
+  sweeper finds them.
+
+The message is Celery's task protocol 2 as kombu's Redis transport stores it, built here
+(`send_task` costs about 1.5 ms of a request's CPU in kombu's generic publish path).
+`tests/integration/test_queue.py` checks that real workers take it.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import socket
 import uuid
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-from collections.abc import Sequence
-
 import redis
+from redis.exceptions import NoScriptError
 
 from ..config import Settings
 from ..events import add_events
 
-MODERATE_TASK = "moderation.moderate_comment"
+MODERATE_TASK = "moderation.moderate_comments"
+# Comments per batch at most: enough to amortise a message's cost, small enough that a batch
+# is moderated well inside the visibility timeout.
+MAX_IDS = 100
+# A batch whose message was lost (a Redis restart keeps neither) must not stay forever.
+BATCH_TTL_SECONDS = 24 * 3600
+# How long a batch stays open to newcomers at most. Normally a worker closes it sooner; if its
+# message was lost (a purged queue), later comments must not keep joining a batch no worker
+# will see, so after this they open a new one. (The sweeper re-sends what the lost one held.)
+OPEN_SECONDS = 10
 _EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
+
+# KEYS: open-batch pointer, queue. ARGV: id, key for a new batch, its message, MAX_IDS, TTL,
+# "1" to open a new batch whatever is open, seconds the pointer lives. Returns the number of
+# ids in the batch that now holds this id (1: a new batch).
+JOIN = """
+local open = redis.call('GET', KEYS[1])
+if open and ARGV[6] ~= '1' and redis.call('LLEN', open) < tonumber(ARGV[4]) then
+  return redis.call('RPUSH', open, ARGV[1])
+end
+redis.call('RPUSH', ARGV[2], ARGV[1])
+redis.call('EXPIRE', ARGV[2], tonumber(ARGV[5]))
+redis.call('SET', KEYS[1], ARGV[2], 'EX', tonumber(ARGV[7]))
+redis.call('LPUSH', KEYS[2], ARGV[3])
+return 1
+"""
+
+# KEYS: open-batch pointer, the batch. Closes the batch (later comments open a new one) and
+# returns its ids. Run again for a re-delivered message, it returns the same ids.
+CLAIM = """
+if redis.call('GET', KEYS[1]) == KEYS[2] then
+  redis.call('DEL', KEYS[1])
+end
+return redis.call('LRANGE', KEYS[2], 0, -1)
+"""
+
+
+def open_batch_key(queue: str) -> str:
+    return f"triage:batch-open:{queue}"
+
+
+def batch_key(queue: str) -> str:
+    return f"triage:batch:{queue}:{uuid.uuid4().hex}"
+
+
+class Scripts:
+    """Lua scripts called by SHA1 (EVALSHA) inside pipelines. redis-py's Script objects ask
+    Redis whether a script exists before every pipeline, a second round trip per comment;
+    here a script is loaded again only when Redis says it has forgotten it (a restart)."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self.sha = {name: hashlib.sha1(src.encode()).hexdigest() for name, src in
+                    (("join", JOIN), ("claim", CLAIM))}
+        self.src = {"join": JOIN, "claim": CLAIM}
+
+    def run(self, calls: list[tuple[str, tuple[Any, ...]]], extra: Any = None) -> list[Any]:
+        """Run (script, args) calls, then `extra(pipe)`'s commands, in one round trip; returns
+        the scripts' replies. Raises the first error."""
+        pipe = self.client.pipeline(transaction=False)
+        for name, args in calls:
+            pipe.evalsha(self.sha[name], *args)
+        if extra is not None:
+            extra(pipe)
+        replies = pipe.execute(raise_on_error=False)
+        missing = [i for i, r in enumerate(replies[:len(calls)]) if isinstance(r, NoScriptError)]
+        if missing:
+            for name in {calls[i][0] for i in missing}:
+                self.client.script_load(self.src[name])
+            again = self.client.pipeline(transaction=False)
+            for i in missing:
+                again.evalsha(self.sha[calls[i][0]], *calls[i][1])
+            for i, r in zip(missing, again.execute(raise_on_error=False)):
+                replies[i] = r
+        for r in replies:
+            if isinstance(r, Exception):
+                raise r
+        return replies[:len(calls)]
+
+    def claim(self, queue: str, batch: str) -> list[str]:
+        """Close `batch` and return its comment ids."""
+        ids = self.run([("claim", (2, open_batch_key(queue), batch))])[0]
+        return [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
 
 
 def broker_options(settings: Settings) -> dict[str, object]:
@@ -45,15 +145,16 @@ def broker_options(settings: Settings) -> dict[str, object]:
 
 
 def task_message(name: str, args: list[Any], queue: str, origin: str,
-                 extra_headers: dict[str, Any] | None = None) -> bytes:
+                 extra_headers: dict[str, Any] | None = None,
+                 kwargs: dict[str, Any] | None = None) -> bytes:
     """A Celery protocol 2 message as kombu's Redis transport stores it."""
     task_id = str(uuid.uuid4())
-    body = json.dumps([args, {}, _EMBED]).encode()
+    body = json.dumps([args, kwargs or {}, _EMBED]).encode()
     headers: dict[str, Any] = {
         "lang": "py", "task": name, "id": task_id, "shadow": None, "eta": None,
         "expires": None, "group": None, "group_index": None, "retries": 0,
         "timelimit": [None, None], "root_id": task_id, "parent_id": None,
-        "argsrepr": repr(args), "kwargsrepr": "{}", "origin": origin, "ignore_result": True,
+        "argsrepr": repr(args), "kwargsrepr": repr(kwargs or {}), "origin": origin, "ignore_result": True,
         "replaced_task_nesting": 0, "stamped_headers": None, "stamps": {},
     }
     if extra_headers:
@@ -76,22 +177,42 @@ def task_message(name: str, args: list[Any], queue: str, origin: str,
 
 
 class TaskSender:
-    """Pushes moderation tasks onto the worker's queue in Redis (one connection pool per process)."""
+    """Hands comments to the worker's queue in Redis (one connection pool per process)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.client = redis.Redis.from_url(settings.redis_url, socket_timeout=5,
                                            socket_connect_timeout=3)
         self.origin = f"{os.getpid()}@{socket.gethostname()}"
+        self.scripts = Scripts(self.client)
+
+    def _join(self, comment_id: str, fresh: bool = False) -> tuple[str, tuple[Any, ...]]:
+        queue = self.settings.queue_name
+        batch = batch_key(queue)
+        message = task_message(MODERATE_TASK, [], queue, self.origin, kwargs={"batch": batch})
+        return ("join", (2, open_batch_key(queue), queue, comment_id, batch, message, MAX_IDS,
+                         BATCH_TTL_SECONDS, "1" if fresh else "0", OPEN_SECONDS))
 
     def moderate(self, comment_id: str, request_id: str | None = None,
                  events: Sequence[tuple[str, dict[str, Any]]] = ()) -> None:
-        """Send `moderation.moderate_comment(comment_id)` and publish `events`, in one round
-        trip; raises if Redis does not take them."""
-        extra = {"request_id": request_id} if request_id else None
-        pipe = self.client.pipeline(transaction=False)
-        pipe.lpush(self.settings.queue_name,
-                   task_message(MODERATE_TASK, [comment_id], self.settings.queue_name,
-                                self.origin, extra))
-        add_events(pipe, events)
-        pipe.execute()
+        """Queue `comment_id` for moderation and publish `events`, in one round trip; raises
+        if Redis does not take them. (The worker reads the request id from the comment's row.)"""
+        self.scripts.run([self._join(comment_id)],
+                         (lambda pipe: add_events(pipe, events)) if events else None)
+
+    def moderate_many(self, comment_ids: Iterable[str], chunk: int = 500) -> int:
+        """Queue many comments (the sweeper's re-sends, a bulk import); returns how many.
+
+        They go into new batches of their own: a re-send is for comments whose message may
+        be lost, and the batch open now may be the one whose message was lost."""
+        n = 0
+        calls: list[tuple[str, tuple[Any, ...]]] = []
+        for cid in comment_ids:
+            calls.append(self._join(cid, fresh=n % MAX_IDS == 0))
+            n += 1
+            if len(calls) == chunk:
+                self.scripts.run(calls)
+                calls = []
+        if calls:
+            self.scripts.run(calls)
+        return n

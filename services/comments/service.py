@@ -104,9 +104,11 @@ class CommentService:
         dispatch: Dispatch | None = None,
         publisher: Publisher | None = None,
         salt: str = "",
+        redispatch_many: Callable[[list[str]], int] | None = None,
     ) -> None:
         self.db = db
         self.dispatch = dispatch
+        self.redispatch_many = redispatch_many
         self.publisher = publisher
         self.salt = salt
         self._article_ids: dict[str, int] = {}
@@ -334,11 +336,15 @@ class CommentService:
             return repo.pending_ids(s, cutoff, limit)
 
     def redispatch(self, ids: Iterable[str]) -> int:
-        n = 0
+        """Hand comments to the queue again (their message may be lost); returns how many."""
+        ids = list(ids)
+        if not ids:
+            return 0
+        if self.redispatch_many is not None:
+            return self.redispatch_many(ids)
         for cid in ids:
             self._dispatch(cid, None)
-            n += 1
-        return n
+        return len(ids)
 
     # -- learning -----------------------------------------------------------------------------
     def add_training_examples(self, examples: Iterable[tuple[str, str | None, str]], source: str) -> int:

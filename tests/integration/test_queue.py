@@ -115,3 +115,55 @@ def test_banned_author_is_held_with_reason_banned(live_client, live_service, wor
     wait_for(lambda: live_service.get(second)[0].status != "pending", timeout=60)
     comment, _, last = live_service.get(second)
     assert comment.status == "held" and last.reason == "banned" and "banned" in comment.categories
+
+
+def test_waiting_comments_are_packed_into_shared_batches_and_each_decided_once(
+        live_service, worker_factory, queue_settings):
+    import base64
+
+    import redis
+
+    from services.api.queue import MAX_IDS, MODERATE_TASK
+    from services.comments.service import NewComment
+
+    r = redis.Redis.from_url(queue_settings.redis_url)
+    ids = [live_service.submit(DEMO, NewComment(author=f"r{i}", body=f"Packed comment {i} on dosing."),
+                               request_id=f"req-{i}")[0].id
+           for i in range(2 * MAX_IDS + 50)]
+    # No worker yet: the queue holds three protocol-2 messages, oldest (tail) first, each
+    # naming a batch; the batches hold every id once, in order.
+    raw = [json.loads(m) for m in reversed(r.lrange(queue_settings.queue_name, 0, -1))]
+    assert [m["headers"]["task"] for m in raw] == [MODERATE_TASK] * 3
+    batches = [json.loads(base64.b64decode(m["body"]))[1]["batch"] for m in raw]
+    held = [[x.decode() for x in r.lrange(b, 0, -1)] for b in batches]
+    assert [len(h) for h in held] == [MAX_IDS, MAX_IDS, 50]
+    assert [c for h in held for c in h] == ids
+
+    worker_factory(concurrency=2)
+    wait_for(lambda: all(live_service.get(c)[0].status != "pending" for c in ids), timeout=90)
+    for cid in ids:
+        comment, _, last = live_service.get(cid)
+        assert last is not None and last.actor == "engine" and comment.version == 2
+    # Served batches are gone; a comment sent now opens a new batch and is decided alone.
+    wait_for(lambda: not any(r.exists(b) for b in batches), timeout=10)
+    late = live_service.submit(DEMO, NewComment(author="late", body="A later comment, on its own."))[0].id
+    wait_for(lambda: live_service.get(late)[0].status != "pending", timeout=30)
+
+
+def test_a_batch_closes_when_a_worker_claims_it(live_service, queue_settings):
+    import redis
+
+    from services.api.queue import Scripts, open_batch_key
+    from services.comments.service import NewComment
+
+    r = redis.Redis.from_url(queue_settings.redis_url)
+    first = live_service.submit(DEMO, NewComment(author="A", body="First of a batch."))[0].id
+    batch = r.get(open_batch_key(queue_settings.queue_name)).decode()
+    assert Scripts(r).claim(queue_settings.queue_name, batch) == [first]
+    # Claimed: the next comment opens a new batch with a message of its own.
+    second = live_service.submit(DEMO, NewComment(author="B", body="Second, after the claim."))[0].id
+    assert r.llen(queue_settings.queue_name) == 2
+    newer = r.get(open_batch_key(queue_settings.queue_name)).decode()
+    assert newer != batch and [x.decode() for x in r.lrange(newer, 0, -1)] == [second]
+    # A re-delivered message claims the same ids again.
+    assert Scripts(r).claim(queue_settings.queue_name, batch) == [first]
