@@ -159,6 +159,13 @@ class Corpus:
         self.profane = PROFANE_FRAGMENTS + by["profanity"]
         self.medical = MEDICAL_FRAGMENTS + by["unsafe_medical"]
         self._n = 0
+        # Texts already handed out, folded as the duplicate detector folds them: a comment
+        # meant to be clean must not be held as a repeat of an earlier phase's comment.
+        self._issued: set[str] = set()
+
+    @staticmethod
+    def _fold(body: str) -> str:
+        return re.sub(r"\W+", " ", body.casefold()).strip()
 
     def keep_clean(self, ok: Any) -> int:
         """Drop curated clean fragments the engine would not publish; returns how many went."""
@@ -210,21 +217,24 @@ class Corpus:
             kinds += [kind] * round(n * share)
         kinds = (kinds + ["clean"] * n)[:n]
         self.rng.shuffle(kinds)
-        return [(k, self.make(k)) for k in kinds]
+        out = [(k, self.make(k)) for k in kinds]
+        self._issued.update(self._fold(b) for _, b in out)
+        return out
 
     def clean_unique(self, n: int) -> list[str]:
-        """n distinct clean comments from the curated fragments."""
-        seen: set[str] = set()
+        """n clean comments from the curated fragments, none handed out before in this run."""
         out: list[str] = []
         tries = 0
         while len(out) < n and tries < n * 20:
             tries += 1
             body = self.clean()
-            if body not in seen:
-                seen.add(body)
+            if self._fold(body) not in self._issued:
+                self._issued.add(self._fold(body))
                 out.append(body)
         while len(out) < n:  # combinations ran out: number them rather than repeat
-            out.append(f"{self.clean()} (note {len(out)})")
+            body = f"{self.clean()} (note {len(self._issued)})"
+            self._issued.add(self._fold(body))
+            out.append(body)
         return out
 
     def payload(self, body: str) -> dict[str, Any]:
