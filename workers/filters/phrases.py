@@ -518,6 +518,20 @@ class LiteralGates:
 
 
 _WORDS = re.compile(r"\w+").findall
+# The three phrase filters look at the same normalised text one after the other: its distinct
+# words are worked out once (the last text is kept by identity, so nothing can go stale).
+_last_words: tuple[str, frozenset[str]] = ("", frozenset())
+
+
+def distinct_words(s: str) -> frozenset[str]:
+    """The distinct \\w+ words of s."""
+    global _last_words
+    last = _last_words
+    if last[0] is s:
+        return last[1]
+    words = frozenset(_WORDS(s))
+    _last_words = (s, words)
+    return words
 
 
 class RuleMatcher:
@@ -560,9 +574,9 @@ class RuleMatcher:
 
     def finditer(self, s: str) -> Iterator[Hit]:
         """Every (rule, span) hit, in rule order then text order."""
-        todo = set(self._always)
-        for w in set(_WORDS(s)):
-            todo.update(self._rules_for(w))
+        get = self._word_rules.get
+        todo = set(self._always).union(*[r if (r := get(w)) is not None else self._rules_for(w)
+                                         for w in distinct_words(s)])
         seen: dict[int, bool] = {}
         allows = self._gates.allows
         for i in sorted(todo):
