@@ -30,7 +30,11 @@ FORMAT_VERSION = 1
 MODEL_ID = "model@1"
 DATA = Path(__file__).parent / "filters" / "data"
 
-_URL = re.compile(r"(?:https?://|www\.)\S+|\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:com|net|org|info|biz|io|co|me|ly|gl|uk|de|ru|example|test|invalid)\b(?:/\S*)?")
+_URL_TLDS = "com|net|org|info|biz|io|co|me|ly|gl|uk|de|ru|example|test|invalid"
+_URL = re.compile(r"(?:https?://|www\.)\S+|\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:" + _URL_TLDS + r")\b(?:/\S*)?")
+# Every _URL match holds "http", "www." or one of these: far cheaper to look for than _URL itself,
+# which tries a host name at every word of the comment.
+_URL_HINT = re.compile(r"\.(?:" + _URL_TLDS + r")\b")
 _EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _HANDLE = re.compile(r"(?<![\w@])@[a-z0-9_.]{3,}")
 _PHONE = re.compile(r"\+?\d[\d\s().-]{6,}\d")
@@ -58,12 +62,13 @@ def _parts(text: str) -> tuple[list[str], list[str]]:
     """Tag features (links, emails, handles, phones, money) and the word tokens."""
     s = text
     tags: list[str] = []
-    if "." in s:
+    links = "." in s and ("http" in s or "www." in s or _URL_HINT.search(s) is not None)
+    if links:
         # links to vetted health sources are a different thing from link drops
         s = _URL.sub(_vetted_link, s)
     at = "@" in s
     digits = _DIGIT.search(s) is not None
-    for pat, tag, present in ((_URL, "URL", "." in s), (_EMAIL, "EMAIL", at), (_HANDLE, "HANDLE", at),
+    for pat, tag, present in ((_URL, "URL", links), (_EMAIL, "EMAIL", at), (_HANDLE, "HANDLE", at),
                               (_PHONE, "PHONE", digits), (_MONEY, "MONEY", digits)):
         if not present:
             continue
@@ -123,6 +128,13 @@ class Model:
         self.meta = meta
         # word -> vocabulary columns of its features: words repeat, n-gram strings need not be rebuilt
         self._word_cols: dict[str, tuple[int, ...]] = {}
+        # "b:first second" columns as first -> {second: column}: no string is built per word pair
+        # (words never hold a space, so the split is unambiguous)
+        self._bigrams: dict[str, dict[str, int]] = {}
+        for f, j in vocab.items():
+            if f.startswith("b:") and f.count(" ") == 1:
+                a, b = f[2:].split(" ")
+                self._bigrams.setdefault(a, {})[b] = j
         self._author_cols: dict[str | None, tuple[int, ...]] = {}
         self.model_id = f"model@{meta.get('format', FORMAT_VERSION)}.{meta.get('trained_on', 0)}"
 
@@ -133,6 +145,11 @@ class Model:
         cache = self._word_cols
         tags, words = _parts(s)
         cols: list[int] = [vocab[f] for f in tags if f in vocab]
+        # Columns in the order tags, words, word pairs, author: the set below, hence the order
+        # of the sums and the probabilities to the last bit, depends on it.
+        pairs: list[int] = []
+        bigrams = self._bigrams
+        after: dict[str, int] | None = None  # second words that make a known pair with the last word
         for w in words:
             wc = cache.get(w)
             if wc is None:
@@ -140,10 +157,12 @@ class Model:
                     cache.clear()
                 wc = cache[w] = tuple(vocab[f] for f in word_features(w) if f in vocab)
             cols.extend(wc)
-        for a, b in zip(words, words[1:]):
-            j = vocab.get("b:" + a + " " + b)
-            if j is not None:
-                cols.append(j)
+            if after is not None:
+                j = after.get(w)
+                if j is not None:
+                    pairs.append(j)
+            after = bigrams.get(w)
+        cols += pairs
         ac = self._author_cols.get(author)
         if ac is None:
             if len(self._author_cols) > 10_000:
@@ -166,7 +185,7 @@ class Model:
         z = z - z.max()
         e = np.exp(z)
         e /= e.sum()
-        return {c: float(p) for c, p in zip(self.classes, e)}
+        return dict(zip(self.classes, e.tolist()))
 
 
 def _identity(x: list[str]) -> list[str]:
