@@ -45,6 +45,8 @@ _NO_LOWER = str.maketrans("", "", "abcdefghijklmnopqrstuvwxyz")
 _TOKENS = re.compile(r"[^\W_]+")
 _WORDS = re.compile(r"[^\W\d_]+")
 _KEYBOARD = ("qwertyuiop", "asdfghjkl", "zxcvbnm", "poiuytrewq", "lkjhgfdsa", "mnbvcxz")
+# every run of four keys along a row: "is w[i:i+4] in a row" becomes one set lookup
+_KEYBOARD_RUNS = frozenset(row[i:i + 4] for row in _KEYBOARD for i in range(len(row) - 3))
 _EMOJI = re.compile(r"[\U0001F300-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF]")
 _UNDAMPED = ("spam.link", "spam.flood", "spam.gibberish", "spam.duplicate", "spam.author")
 _NOT_DAMPED = re.compile(r"\b(?:no scam|not a scam|legit|100% real|recovery (?:expert|agent|specialist|hacker)s?|recover(?:ed)? (?:my|all my|your) (?:lost |stolen )?(?:funds|money|bitcoin|crypto))\b")
@@ -178,6 +180,7 @@ def _warning() -> re.Pattern[str]:
     return re.compile(r"\b(?:" + _alternation(read_list("spam_warning_words.txt")) + r")\b")
 
 
+@lru_cache(maxsize=8192)  # words repeat from comment to comment
 def _is_gibberish_word(w: str) -> bool:
     if len(w) < 4 or not w.isascii():
         return False
@@ -190,7 +193,7 @@ def _is_gibberish_word(w: str) -> bool:
         return True
     if re.search(r"[bcdfghjklmnpqrstvwxz]{5,}", w):
         return True
-    return any(w[i:i + 4] in row for row in _KEYBOARD for i in range(len(w) - 3))
+    return any(w[i:i + 4] in _KEYBOARD_RUNS for i in range(len(w) - 3))
 
 
 @lru_cache(maxsize=4096)
@@ -208,6 +211,7 @@ class SpamFilter:
         self._model = model
         self._use_model = use_model
         self._lists = _lists()
+        self._author_findings: dict[str, tuple[tuple[str, float, str], ...]] = {}
         self._rules = _rules()
         # literals each pattern cannot match without: most gated-in patterns still fail
         self._gates = LiteralGates([pat for _, _, pat, _, _ in self._rules])
@@ -359,16 +363,15 @@ class SpamFilter:
             else:
                 # "cheap cheap cheap ... buy buy buy": several different words each said three
                 # times running (one "very very very" is emphasis, two such runs are a flood)
-                tripled = {w for i, w in enumerate(words[2:], 2)
-                           if w == words[i - 1] == words[i - 2] and w not in ("ha", "la", "no")}
+                tripled = {w for a, b, w in zip(words, words[1:], words[2:])
+                           if w == b == a and w not in ("ha", "la", "no")}
                 if len(tripled) >= 2:
                     add("spam.flood", 0.96, (), "repeated words")
         orig = text.original
         upper = len(orig) - len(orig.translate(_NO_UPPER))
-        lower = len(orig) - len(orig.translate(_NO_LOWER))
-        if upper >= 14 and upper + lower >= 20:
-            caps = upper / (upper + lower)
-            if caps > 0.7:
+        if upper >= 14:  # lower-case letters only matter for a comment with many capitals
+            lower = len(orig) - len(orig.translate(_NO_LOWER))
+            if upper + lower >= 20 and upper / (upper + lower) > 0.7:
                 add("spam.caps", 0.45, (), "mostly capitals")
         if not orig.isascii() and len(_EMOJI.findall(orig)) >= 6:
             add("spam.emoji", 0.45, (), "emoji flood")
@@ -377,11 +380,22 @@ class SpamFilter:
             add("spam.duplicate", score, (), f"seen {context.recent_duplicates} other time(s)")
 
     def _author(self, author: str, add) -> None:
+        found = self._author_findings.get(author)
+        if found is None:
+            if len(self._author_findings) > 10_000:
+                self._author_findings.clear()
+            found = self._author_findings[author] = self._judge_author(author)
+        for rule, score, detail in found:
+            add(rule, score, (), detail)
+
+    def _judge_author(self, author: str) -> tuple[tuple[str, float, str], ...]:
+        """(rule, score, detail) for a display name; a pure function of the name, so memoised
+        (the same commenters come back)."""
         a = _normalised_author(author)
         if _LINK.search(a):
-            add("spam.author.link", 0.8, (), "author name is a web address")
-            return
+            return (("spam.author.link", 0.8, "author name is a web address"),)
         words = set(re.findall(r"[a-z0-9/]+", a))
         hits = words & self._lists["author_words"]
         if hits or any(" " in w and w in a for w in self._lists["author_words"]):
-            add("spam.author", 0.4, (), "business-like author name")
+            return (("spam.author", 0.4, "business-like author name"),)
+        return ()
