@@ -95,6 +95,9 @@ class WordList:
         self.words = sorted({w.lower() for w in words} - allowed)
         self._allowed = _allowed_characters()
         self._token = re.compile(_char_class(self._allowed) + "+")
+        # The same tokens for an ASCII text: a small class `re` tests far faster than the one
+        # that also lists every Unicode letter.
+        self._ascii_token = re.compile(_char_class(c for c in self._allowed if c.isascii()) + "+")
         self._index: dict[str, list[str]] = {}
         self.max_combinations = 1
         for w in self.words:
@@ -104,6 +107,8 @@ class WordList:
         self._lengths = {len(w) for w in self.words}
         self._cache: dict[str, bool] = {}
         self._codes: dict[str, int] = {}
+        # "word<separator>next" texts whose joined forms cannot start a listed word (most pairs)
+        self._dead_pairs: set[str] = set()
         # signatures of every word prefix: joining a word with the next ones stops as soon as the
         # joined text cannot grow into a listed word
         self._prefixes = {w.translate(_SIGNATURE)[:k] for w in self.words for k in range(1, len(w) + 1)}
@@ -133,30 +138,45 @@ class WordList:
                 return True
         return False
 
+    def _code(self, word: str) -> int:
+        """2: a listed word (or a look-alike of one); 1: its signature starts a listed word."""
+        codes = self._codes
+        code = codes.get(word)
+        if code is None:
+            if len(codes) > 100_000:
+                codes.clear()
+            code = codes[word] = (2 if word in self else 0) | (
+                1 if word.translate(_SIGNATURE) in self._prefixes else 0)
+        return code
+
     def find(self, text: str) -> list[tuple[int, int]]:
         """[start, end) spans better-profanity would replace, in order."""
         n = len(text)
-        toks = [(m.start(), m.end()) for m in self._token.finditer(text)]
+        ascii_text = text.isascii()
+        toks = [m.span() for m in (self._ascii_token if ascii_text else self._token).finditer(text)]
         if not toks or toks[0][0] >= n - 1:
             return []
         # better-profanity never sees a one-letter word that ends the text as a "next word"
         usable = [t for t in toks if not (t[0] >= n - 1)]
         spans: list[tuple[int, int]] = []
-        i = 0
+        # ASCII lower-cases character by character, so the whole text can be lowered once
+        low = text.lower() if ascii_text else None
+        words = [low[a:b] if low is not None else text[a:b].lower() for a, b in toks]
         codes = self._codes
+        code_of = self._code
+        cs = [c if (c := codes.get(w)) is not None else code_of(w) for w in words]
+        dead = self._dead_pairs
+        i = 0
         while i < len(toks):
-            a, b = toks[i]
-            word = text[a:b].lower()
-            code = codes.get(word)
-            if code is None:
-                if len(codes) > 100_000:
-                    codes.clear()
-                code = codes[word] = (2 if word in self else 0) | (
-                    1 if word.translate(_SIGNATURE) in self._prefixes else 0)
-            if code == 0:  # neither a listed word nor the start of one: nothing can match here
+            if cs[i] == 0:  # neither a listed word nor the start of one: nothing can match here
                 i += 1
                 continue
-            if b < n:  # followed by a separator: try this word joined with the next ones
+            a, b = toks[i]
+            word = words[i]
+            code = cs[i]
+            if b < n and low is not None and i + 1 < len(toks) and low[a:toks[i + 1][1]] in dead:
+                pass  # known: joined with the next word it starts no listed word
+            elif b < n:  # followed by a separator: try this word joined with the next ones
                 joined = word
                 with_sep = word
                 hit = None
@@ -171,6 +191,10 @@ class WordList:
                     pj = joined.translate(_SIGNATURE) in self._prefixes
                     ps = with_sep.translate(_SIGNATURE) in self._prefixes
                     if not (pj or ps):
+                        if k == 1 and low is not None:
+                            if len(dead) > 100_000:
+                                dead.clear()
+                            dead.add(with_sep)
                         break
                     if (pj and joined in self) or (ps and with_sep in self):
                         hit = j
@@ -183,7 +207,7 @@ class WordList:
                         spans.append((a, end))
                     i = hit + 1
                     continue
-            if word in self:
+            if code & 2:  # the word alone is listed
                 spans.append((a, b))
             i += 1
         return spans
@@ -243,6 +267,7 @@ class ProfanityFilter:
             if w.isalpha():
                 self._by_len.setdefault(len(w), []).append(w)
         self._token_rule: dict[str, str | None] = {}
+        self._raw_rule: dict[str, str | None] = {}
         self._grawlix = re.compile(r"(?<![\w])[$#@!%&*]{3,6}(?![\w])")
 
     def _wildcard(self, token: str) -> bool:
@@ -279,22 +304,18 @@ class ProfanityFilter:
         """(start, end, rule) in the NORMALISED text."""
         s = text.normalised
         hits: list[tuple[int, int, str]] = [(a, b, "profanity.wordlist") for a, b in self.wordlist.find(s)]
-        covered = {a for a, _, _ in hits}
-        for m in self._word.finditer(s):
-            a, b = m.span()
-            if a in covered:
-                continue
-            tok = m.group(0).strip("'!")
-            if not tok:
-                continue
-            b = a + len(m.group(0).rstrip("'!"))
-            rule = self._token_rule.get(tok, "")
-            if rule == "":
-                if len(self._token_rule) > 100_000:
-                    self._token_rule.clear()
-                rule = self._token_rule[tok] = self._obfuscated(tok)
-            if rule:
-                hits.append((a, b, rule))
+        # Most comments hold no disguised word at all: look at each distinct token once, and
+        # walk the token positions only when one of them is.
+        rule_of = self._raw_rule
+        if any(rule_of[t] if t in rule_of else self._raw_token_rule(t) for t in set(self._word.findall(s))):
+            covered = {a for a, _, _ in hits}
+            for m in self._word.finditer(s):
+                a, b = m.span()
+                if a in covered:
+                    continue
+                rule = rule_of[m.group(0)] if m.group(0) in rule_of else self._raw_token_rule(m.group(0))
+                if rule:
+                    hits.append((a, a + len(m.group(0).rstrip("'!")), rule))
         if self.extra is not None:
             for m in self.extra.finditer(s):
                 a, b = m.span()
@@ -309,6 +330,21 @@ class ProfanityFilter:
             allowed = [m.span() for m in self.allow_phrases.finditer(s)]
             hits = [h for h in hits if not any(x <= h[0] and h[1] <= y for x, y in allowed)]
         return hits
+
+    def _raw_token_rule(self, raw: str) -> str | None:
+        """The rule for a token as found (quotes and bangs around it included), memoised."""
+        tok = raw.strip("'!")
+        rule = None
+        if tok:
+            rule = self._token_rule.get(tok, "")
+            if rule == "":
+                if len(self._token_rule) > 100_000:
+                    self._token_rule.clear()
+                rule = self._token_rule[tok] = self._obfuscated(tok)
+        if len(self._raw_rule) > 100_000:
+            self._raw_rule.clear()
+        self._raw_rule[raw] = rule
+        return rule
 
     def check(self, text: Text, context: Context) -> list[Finding]:
         """One finding listing every profane span (in original offsets)."""
