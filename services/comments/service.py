@@ -9,9 +9,10 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -296,30 +297,50 @@ class CommentService:
     def _apply_verdicts(
         self, verdicts: dict[str, dict[str, Any]]
     ) -> tuple[list[str], list[tuple[str, dict[str, Any]]]]:
+        # The engine's hot write: Core statements, one executemany for the rows and one for
+        # their decisions, rather than the unit of work's statement per row.
         decided: list[str] = []
         events: list[tuple[str, dict[str, Any]]] = []
+        updates: list[dict[str, Any]] = []
+        decisions: list[dict[str, Any]] = []
+        table = Comment.__table__
         with self.db.session() as s:
-            rows = s.execute(select(Comment, Article.slug)
-                             .join(Article, Article.id == Comment.article_id)
-                             .where(Comment.id.in_(list(verdicts)), Comment.status == Status.PENDING))
-            for c, slug in rows:
-                verdict = verdicts[c.id]
-                c.findings = list(verdict.get("findings", []))
-                c.scores = dict(verdict.get("scores", {}))
-                c.policy_version = verdict.get("policy_version")
-                c.masked_body = verdict.get("masked_body")
-                c.published_body = verdict.get("published_body")
-                events += transition(
-                    s, c, actor="engine", action=verdict["action"],
+            rows = s.execute(select(*table.c, Article.slug)
+                             .join(Article, Article.id == table.c.article_id)
+                             .where(table.c.id.in_(list(verdicts)),
+                                    table.c.status == Status.PENDING)).all()
+            for row in rows:
+                verdict = verdicts[row.id]
+                engine_values = {
+                    "findings": list(verdict.get("findings", [])),
+                    "scores": dict(verdict.get("scores", {})),
+                    "policy_version": verdict.get("policy_version"),
+                    "masked_body": verdict.get("masked_body"),
+                    "published_body": verdict.get("published_body"),
+                }
+                current = SimpleNamespace(**{**row._asdict(), **engine_values})
+                change = plan_transition(
+                    current, actor="engine", action=verdict["action"],
                     to_status=ACTION_TO_STATUS[verdict["action"]],
                     reason=verdict.get("reason") or ", ".join(verdict.get("categories", [])),
                     priority=verdict.get("priority", "normal"),
                     categories=list(verdict.get("categories", [])),
                     policy_version=verdict.get("policy_version"),
-                    flush=False,
-                    slug=slug,
+                    slug=row.slug,
                 )
-                decided.append(c.id)
+                updates.append({**engine_values, **change.comment, "_id": row.id,
+                                "_version": row.version})
+                decisions.append(change.decision)
+                events += change.events
+                decided.append(row.id)
+            if updates:
+                s.execute(insert(Decision.__table__), decisions)
+                s.execute(
+                    update(table)
+                    .where(table.c.id == bindparam("_id"), table.c.version == bindparam("_version"))
+                    .values({k: bindparam(k) for k in updates[0] if not k.startswith("_")}),
+                    updates,
+                )
         return decided, events
 
     def pending_batch(self, ids: list[str]) -> list[tuple[Comment, str]]:
@@ -417,6 +438,57 @@ STATUS_EVENT = {
 }
 
 
+@dataclass(frozen=True)
+class Change:
+    """What one state change writes: the comment's new column values, its Decision row, and
+    the events to publish once the transaction has committed."""
+
+    comment: dict[str, Any]
+    decision: dict[str, Any]
+    events: list[Event]
+
+
+def plan_transition(
+    c: Any,
+    *,
+    actor: str,
+    action: str,
+    to_status: str,
+    reason: str | None,
+    priority: str | None = None,
+    categories: list[str] | None = None,
+    policy_version: str | None = None,
+    slug: str,
+) -> Change:
+    """The one definition of a state change, as data: a Decision appended for the comment's
+    current version, the row moved to `to_status`, the version bumped. `c` is the comment as
+    it is now (an ORM object or any object with its attributes); nothing is written here."""
+    new_priority = priority if priority is not None else c.priority
+    rank = PRIORITY_RANK.get(new_priority, 1) if priority is not None else c.rank
+    new_categories = list(categories if categories is not None else (c.categories or []))
+    published = c.published_body
+    if to_status == Status.APPROVED and published is None:
+        # Approving publishes the masked text wherever the engine masked it.
+        published = c.masked_body if c.masked_body is not None else c.body
+    now = utcnow()
+    comment = {"status": to_status, "priority": new_priority, "rank": rank,
+               "categories": new_categories, "published_body": published, "decided_at": now,
+               "version": c.version + 1}
+    decision = {
+        "comment_id": c.id, "comment_version": c.version, "actor": actor, "action": action,
+        "from_status": c.status, "to_status": to_status, "reason": reason,
+        "priority": new_priority, "categories": list(new_categories),
+        "findings": list(c.findings or []), "scores": dict(c.scores or {}),
+        "policy_version": policy_version or c.policy_version, "created_at": now,
+    }
+    payload = {"id": c.id, "article": slug, "status": to_status, "priority": new_priority,
+               "categories": list(new_categories)}
+    events: list[Event] = [(STATUS_EVENT[to_status], payload)]
+    if to_status == Status.HELD and new_priority == "urgent":
+        events.append(("comment.urgent", dict(payload)))
+    return Change(comment, decision, events)
+
+
 def transition(
     s: Session,
     c: Comment,
@@ -431,44 +503,19 @@ def transition(
     flush: bool = True,
     slug: str | None = None,
 ) -> list[tuple[str, dict[str, Any]]]:
-    """The one way a comment changes state: an appended Decision, the row updated, the version
-    bumped. Returns the events to publish once the caller's transaction has committed."""
-    from_status = c.status
-    if priority is not None:
-        c.priority = priority
-        c.rank = PRIORITY_RANK.get(priority, 1)
-    if categories is not None:
-        c.categories = categories
-    s.add(
-        Decision(
-            comment_id=c.id,
-            comment_version=c.version,
-            actor=actor,
-            action=action,
-            from_status=from_status,
-            to_status=to_status,
-            reason=reason,
-            priority=c.priority,
-            categories=list(c.categories or []),
-            findings=list(c.findings or []),
-            scores=dict(c.scores or {}),
-            policy_version=policy_version or c.policy_version,
-        )
-    )
-    if to_status == Status.APPROVED and c.published_body is None:
-        # Approving publishes the masked text wherever the engine masked it.
-        c.published_body = c.masked_body if c.masked_body is not None else c.body
-    c.status = to_status
-    c.decided_at = utcnow()
-    c.version += 1
-    if flush:  # the unique (comment, version) constraint speaks now, inside the transaction
-        s.flush()
+    """Apply a state change to a comment loaded in session `s` (see `plan_transition`).
+    Returns the events to publish once the caller's transaction has committed."""
     if slug is None:
         slug = s.get(Article, c.article_id).slug  # type: ignore[union-attr]
-    events = [(STATUS_EVENT[to_status], event_payload(c, slug))]
-    if to_status == Status.HELD and c.priority == "urgent":
-        events.append(("comment.urgent", event_payload(c, slug)))
-    return events
+    change = plan_transition(c, actor=actor, action=action, to_status=to_status, reason=reason,
+                             priority=priority, categories=categories,
+                             policy_version=policy_version, slug=slug)
+    s.add(Decision(**change.decision))
+    for key, value in change.comment.items():
+        setattr(c, key, value)
+    if flush:  # the unique (comment, version) constraint speaks now, inside the transaction
+        s.flush()
+    return change.events
 
 
 def salted_hash(salt: str, kind: str, value: str) -> str:
