@@ -50,6 +50,17 @@ def _aware(value: dt.datetime | None) -> dt.datetime | None:
 
 
 @dataclass(frozen=True)
+class Accepted:
+    """What the commenter is told about a stored comment."""
+
+    id: str
+    status: str
+
+
+_INSERT_COMMENT = insert(Comment.__table__)
+
+
+@dataclass(frozen=True, slots=True)
 class NewComment:
     author: str
     body: str
@@ -139,11 +150,11 @@ class CommentService:
     def submit(
         self, slug: str, new: NewComment, request_id: str | None = None, ip: str | None = None,
         idempotency_key: str | None = None,
-    ) -> tuple[Comment, bool]:
+    ) -> tuple[Accepted, bool]:
         """Store a comment as pending, commit, and only then hand it to the queue.
 
-        Returns the comment and whether it was created now (False: an earlier request with the
-        same Idempotency-Key from the same client created it)."""
+        Returns the comment's id and status, and whether it was created now (False: an earlier
+        request with the same Idempotency-Key from the same client created it)."""
         key_hash = fingerprint = None
         if idempotency_key:
             key_hash = self.hash_ref("idem", f"{ip or ''}\x00{idempotency_key}")
@@ -154,7 +165,7 @@ class CommentService:
             if earlier is not None:
                 return earlier, False
         try:
-            comment = self._insert(slug, new, request_id, ip, key_hash, fingerprint)
+            comment_id = self._insert(slug, new, request_id, ip, key_hash, fingerprint)
         except IntegrityError:
             # A concurrent request with the same key won the race: answer with its comment.
             earlier = self._replay(key_hash, fingerprint) if key_hash and fingerprint else None
@@ -162,10 +173,12 @@ class CommentService:
                 raise
             return earlier, False
         # Committed: a failed send leaves the comment pending for the sweeper, never lost.
-        self._dispatch(comment.id, request_id, [("comment.submitted", event_payload(comment, slug))])
-        return comment, True
+        self._dispatch(comment_id, request_id, [("comment.submitted", {
+            "id": comment_id, "article": slug, "status": Status.PENDING, "priority": "normal",
+            "categories": []})])
+        return Accepted(comment_id, Status.PENDING), True
 
-    def _replay(self, key_hash: str, fingerprint: str) -> Comment | None:
+    def _replay(self, key_hash: str, fingerprint: str) -> Accepted | None:
         window = utcnow() - dt.timedelta(seconds=IDEMPOTENCY_SECONDS)
         with self.db.session() as s:
             row = s.get(IdempotencyKey, key_hash)
@@ -176,7 +189,8 @@ class CommentService:
                     "This Idempotency-Key was already used with a different request.",
                     errors=[{"field": "Idempotency-Key", "message": "reused with another body"}],
                 )
-            return s.get(Comment, row.comment_id)
+            earlier = s.get(Comment, row.comment_id)
+            return Accepted(earlier.id, earlier.status) if earlier is not None else None
 
     def article_id(self, slug: str) -> int:
         """The article's id; slugs never change owner, so known ones are kept in memory."""
@@ -193,16 +207,21 @@ class CommentService:
     def _insert(
         self, slug: str, new: NewComment, request_id: str | None, ip: str | None,
         key_hash: str | None, fingerprint: str | None,
-    ) -> Comment:
+    ) -> str:
+        """Insert and commit the pending row; returns its id."""
         article_id = self.article_id(slug)
-        # Core inserts, not the unit of work: this is the hottest write in the service.
-        comment = Comment(
-            id=new_id(), article_id=article_id, author=new.author, email=new.email, body=new.body,
-            parent_id=new.parent_id, request_id=request_id, status=Status.PENDING,
-            priority="normal", rank=1, categories=[], findings=[], scores={}, version=1,
-            report_count=0, author_ref=author_ref(self.salt, new.email, ip),
-            ip_hash=self.hash_ref("ip", ip) if ip else None, created_at=utcnow(),
-        )
+        # The hottest write in the service: one prepared Core statement and a plain dict,
+        # not the unit of work (building an ORM object alone costs as much as the insert).
+        now = utcnow()
+        values = {
+            "id": new_id(), "article_id": article_id, "parent_id": new.parent_id,
+            "author": new.author, "email": new.email, "body": new.body, "published_body": None,
+            "status": Status.PENDING, "priority": "normal", "rank": 1, "categories": [],
+            "findings": [], "scores": {}, "policy_version": None, "masked_body": None,
+            "author_ref": author_ref(self.salt, new.email, ip),
+            "ip_hash": self.hash_ref("ip", ip) if ip else None, "report_count": 0, "version": 1,
+            "request_id": request_id, "created_at": now, "decided_at": None,
+        }
         with self.db.engine.begin() as conn:
             if new.parent_id is not None:
                 parent = conn.execute(
@@ -213,18 +232,16 @@ class CommentService:
                         "parent_id must be an approved comment on the same article.",
                         errors=[{"field": "parent_id", "message": "not an approved comment here"}],
                     )
-            conn.execute(insert(Comment), [{
-                c.key: getattr(comment, c.key) for c in Comment.__table__.columns
-            }])
+            conn.execute(_INSERT_COMMENT, values)
             if key_hash and fingerprint:
                 # An expired key may be used afresh; a live one makes this insert fail.
-                cutoff = utcnow() - dt.timedelta(seconds=IDEMPOTENCY_SECONDS)
+                cutoff = now - dt.timedelta(seconds=IDEMPOTENCY_SECONDS)
                 conn.execute(delete(IdempotencyKey).where(IdempotencyKey.key_hash == key_hash,
                                                           IdempotencyKey.created_at < cutoff))
                 conn.execute(insert(IdempotencyKey), [{
-                    "key_hash": key_hash, "fingerprint": fingerprint, "comment_id": comment.id,
-                    "created_at": utcnow()}])
-        return comment
+                    "key_hash": key_hash, "fingerprint": fingerprint, "comment_id": values["id"],
+                    "created_at": now}])
+        return str(values["id"])
 
     def purge_idempotency_keys(self) -> int:
         """Forget keys older than the replay window."""
