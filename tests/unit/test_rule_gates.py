@@ -8,7 +8,7 @@ import pytest
 
 from workers.filters.harassment import HarassmentFilter
 from workers.filters.medical import MedicalFilter
-from workers.filters.phrases import LiteralGates, required_substrings
+from workers.filters.phrases import LiteralGates, distinct_words, required_substrings
 from workers.filters.self_harm import SelfHarmFilter
 from workers.filters.spam import _rules
 from workers.normalise import normalise
@@ -38,11 +38,19 @@ def test_case_insensitive_patterns_get_no_gate() -> None:
     assert _clauses("(?i:buy) now") == [{" now"}]
 
 
+def _allows(gates: LiteralGates, i: int, s: str) -> bool:
+    return gates.allows(i, gates.met(distinct_words(s)))
+
+
 def test_gates_allow_only_texts_holding_the_literals() -> None:
-    gates = LiteralGates([re.compile(r"\bpoison (?:pills?|tablets)"), re.compile(r"\w+")])
-    assert gates.allows(0, "these pills are poison tablets", {})
-    assert not gates.allows(0, "these pills are fine", {})
-    assert gates.allows(1, "anything", {})  # nothing to read off: always allowed
+    gates = LiteralGates([re.compile(r"\bpoison (?:pills?|tablets)"), re.compile(r"\w+"),
+                          re.compile(r"keep up the (?:good|great) work")])
+    assert _allows(gates, 0, "these pills are poison tablets")
+    assert not _allows(gates, 0, "these pills are fine")
+    assert _allows(gates, 1, "anything")  # nothing to read off: always allowed
+    # a literal with spaces counts through its longest word, found inside any word
+    assert _allows(gates, 2, "keep up the greatest work")
+    assert not _allows(gates, 2, "keep up the good job")
 
 
 def _comments() -> list[str]:
@@ -61,7 +69,7 @@ def test_phrase_rule_gates_never_block_a_match(flt: type) -> None:
     for s in _comments():
         for i, rx in enumerate(matcher._compiled):
             if rx.search(s):
-                assert matcher._gates.allows(i, s, {}), (matcher.rules[i].rule_id, s)
+                assert _allows(matcher._gates, i, s), (matcher.rules[i].rule_id, s)
 
 
 def test_spam_rule_gates_never_block_a_match() -> None:
@@ -70,4 +78,4 @@ def test_spam_rule_gates_never_block_a_match() -> None:
     for s in _comments():
         for i, rx in enumerate(patterns):
             if rx.search(s):
-                assert gates.allows(i, s, {}), (_rules()[i][0], s)
+                assert _allows(gates, i, s), (_rules()[i][0], s)

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 _SLOT_REF = re.compile(r"\{([A-Z][A-Z0-9_]*)\}")
+_WORD_PIECES = re.compile(r"\w+").findall
 _GAP3 = r"(?:\W+[\w'’]+){0,3}\W+"
 _SENT_START = r"(?:(?<![^\n])|(?<=[.!?:;)]) ?|(?<=[.!?:;)]  ))(?:(?:just|so|and|then|also|honestly|seriously|tip|pro tip|my advice) \W*)?"
 _GAP6 = r"(?:\W+[\w'’]+){0,6}\W+"
@@ -422,20 +423,64 @@ def _literal_cost(lits: frozenset[str]) -> float:
                0.06 if len(t) == 4 else 0.02 for t in lits)
 
 
+_MAX_LEADING = 256
+
+
+def _leading(items: Any) -> tuple[set[str], bool] | None:
+    """Strings every match of a parsed (sub)pattern starts with, and whether each of them is a
+    whole match; None when there would be too many. Alternations multiply out, so "cr(?:ack|
+    eep)" gives {"crack", "creep"} where the literal runs alone give only "cr"."""
+    acc = {""}
+    for op, av in items:
+        if op is _sre.LITERAL:
+            acc = {a + chr(av) for a in acc}
+            continue
+        if op is _sre.AT:  # an anchor matches no character
+            continue
+        if op is _sre.SUBPATTERN and not av[1] & _sre.SRE_FLAG_IGNORECASE:
+            alts = [av[3]]
+        elif op is _sre.BRANCH:
+            alts = av[1]
+        else:
+            return acc, False  # a class, repeat or lookaround: stop here
+        heads: set[str] = set()
+        whole = True
+        for alt in alts:
+            sub = _leading(alt)
+            if sub is None:
+                return None
+            heads |= sub[0]
+            whole = whole and sub[1]
+        if len(acc) * len(heads) > _MAX_LEADING:
+            return None
+        acc = {a + h for a in acc for h in heads}
+        if not whole:
+            return acc, False
+    return acc, True
+
+
 def _required_in(items: Any) -> list[frozenset[str]]:
     """Clauses for a parsed (sub)pattern: every match contains one string of each clause."""
     clauses: list[frozenset[str]] = []
     run: list[str] = []
+    run_start = 0
 
     def flush() -> None:
         if run:
             clauses.append(frozenset(("".join(run),)))
             run.clear()
 
-    for op, av in items:
+    for k, (op, av) in enumerate(items):
         if op is _sre.LITERAL:  # consecutive literals match consecutive characters
+            if not run:
+                run_start = k
             run.append(chr(av))
             continue
+        if op is _sre.BRANCH or op is _sre.SUBPATTERN:
+            # the literal run before an alternation, carried into each alternative
+            lead = _leading(items[run_start if run else k:])
+            if lead is not None and "" not in lead[0]:
+                clauses.append(frozenset(lead[0]))
         flush()
         if op is _sre.SUBPATTERN:
             if not av[1] & _sre.SRE_FLAG_IGNORECASE:
@@ -479,42 +524,64 @@ def required_substrings(pattern: re.Pattern[str], max_clauses: int = 2,
 
 
 class LiteralGates:
-    """For rule i, `allows(i, s)` is False only when rule i's pattern cannot match s."""
+    """For rule i, `allows(i, met)` is False only when rule i's pattern cannot match the text.
+
+    A literal of only word characters occurs in a text exactly when it occurs inside one of the
+    text's \\w+ words; a literal with other characters ("buy now") needs its longest word piece
+    ("buy") inside a word. So a clause holds only if one of its pieces sits inside a word of
+    the text, and which clauses a word meets is worked out once per distinct word and
+    memoised. Clause sets are int bit masks: per comment the gates cost a dictionary lookup
+    and an OR per distinct word, and one AND per rule.
+    """
 
     def __init__(self, patterns: Sequence[re.Pattern[str]]) -> None:
         ids: dict[frozenset[str], int] = {}
-        self._tests: list[tuple[str, ...] | re.Pattern[str]] = []
-        self._by_rule: list[tuple[int, ...]] = []
+        self.need: list[int] = []  # per rule: bit mask of the clauses it needs
+        # piece -> mask of the clauses it meets, indexed by the piece's first two characters
+        self._index: dict[str, list[tuple[str, int]]] = {}
+        by_piece: dict[str, int] = {}
         for pattern in patterns:
-            mine = []
-            for lits in required_substrings(pattern):
-                if lits not in ids:
-                    ids[lits] = len(self._tests)
-                    ordered = sorted(lits, key=lambda t: (-len(t), t))
-                    # a few strings: plain substring tests; more: one literal alternation in C
-                    self._tests.append(tuple(ordered) if len(ordered) <= 3 else re.compile(
-                        "|".join(re.escape(t) for t in ordered)))
-                mine.append(ids[lits])
-            self._by_rule.append(tuple(mine))
+            mask = 0
+            for lits in required_substrings(pattern, max_clauses=4, max_cost=2.0):
+                pieces = frozenset(max(_WORD_PIECES(t), key=len, default="") for t in lits)
+                if "" in pieces or any(len(x) < 2 for x in pieces):
+                    continue  # a literal without a word piece, or a piece found everywhere
+                if pieces not in ids:
+                    ids[pieces] = len(ids)
+                    for x in pieces:
+                        by_piece[x] = by_piece.get(x, 0) | 1 << ids[pieces]
+                mask |= 1 << ids[pieces]
+            self.need.append(mask)
+        for x, m in by_piece.items():
+            self._index.setdefault(x[:2], []).append((x, m))
+        self._word_clauses: dict[str, int] = {}
 
-    def allows(self, i: int, s: str, seen: dict[int, bool]) -> bool:
-        """`seen` memoises clause tests for one text (rules share slots, hence clauses)."""
-        for c in self._by_rule[i]:
-            ok = seen.get(c)
-            if ok is None:
-                test = self._tests[c]
-                if isinstance(test, tuple):
-                    ok = False
-                    for t in test:
-                        if t in s:
-                            ok = True
-                            break
-                else:
-                    ok = test.search(s) is not None
-                seen[c] = ok
-            if not ok:
-                return False
-        return True
+    def _clauses_in(self, w: str) -> int:
+        """Mask of the clauses one of whose pieces occurs inside the word w (memoised)."""
+        met = 0
+        index = self._index
+        for i in range(len(w) - 1):
+            for x, m in index.get(w[i:i + 2], ()):
+                if w.startswith(x, i):
+                    met |= m
+        if len(self._word_clauses) > 50_000:
+            self._word_clauses.clear()
+        self._word_clauses[w] = met
+        return met
+
+    def met(self, words: Iterable[str]) -> int:
+        """Mask of the clauses a text with these distinct \\w+ words meets."""
+        get = self._word_clauses.get
+        met = 0
+        for w in words:
+            m = get(w)
+            met |= m if m is not None else self._clauses_in(w)
+        return met
+
+    def allows(self, i: int, met: int) -> bool:
+        """False only when rule i cannot match a text meeting just the clauses in `met`."""
+        need = self.need[i]
+        return need & met == need
 
 
 _WORDS = re.compile(r"\w+").findall
@@ -546,27 +613,29 @@ class RuleMatcher:
         self.rules = rules
         self._compiled = [re.compile(r.pattern if r.pattern.startswith("(?:(?<!") else r"\b" + r.pattern)
                           for r in rules]
-        self._always = [i for i, r in enumerate(rules) if not r.triggers]
+        # Rule sets are int bit masks (bit i = rule i): unions are ORs, and the set bits come out
+        # in rule order.
+        self._always = sum(1 << i for i, r in enumerate(rules) if not r.triggers)
         # Triggers are word heads: a text word starting with one lets its rules run.
-        self._index: dict[str, list[tuple[str, tuple[int, ...]]]] = {}
-        by_trigger: dict[str, set[int]] = {}
+        self._index: dict[str, list[tuple[str, int]]] = {}
+        by_trigger: dict[str, int] = {}
         for i, r in enumerate(rules):
             for t in r.triggers:
-                by_trigger.setdefault(t, set()).add(i)
-        for t, idx in by_trigger.items():
-            self._index.setdefault(t[:2], []).append((t, tuple(sorted(idx))))
-        self._word_rules: dict[str, tuple[int, ...]] = {}
+                by_trigger[t] = by_trigger.get(t, 0) | 1 << i
+        for t, mask in by_trigger.items():
+            self._index.setdefault(t[:2], []).append((t, mask))
+        self._word_rules: dict[str, int] = {}
         self._gates = LiteralGates(self._compiled)
 
-    def _rules_for(self, w: str) -> tuple[int, ...]:
-        """Rules a text word lets run (memoised: the same words come back comment after comment)."""
+    def _rules_for(self, w: str) -> int:
+        """Mask of the rules a text word lets run (memoised: the same words come back comment
+        after comment)."""
         known = self._word_rules.get(w)
         if known is None:
-            hit: set[int] = set()
-            for t, idx in self._index.get(w[:2], ()):
+            known = 0
+            for t, mask in self._index.get(w[:2], ()):
                 if w.startswith(t):
-                    hit.update(idx)
-            known = tuple(hit)
+                    known |= mask
             if len(self._word_rules) > 50_000:
                 self._word_rules.clear()
             self._word_rules[w] = known
@@ -575,13 +644,19 @@ class RuleMatcher:
     def finditer(self, s: str) -> Iterator[Hit]:
         """Every (rule, span) hit, in rule order then text order."""
         get = self._word_rules.get
-        todo = set(self._always).union(*[r if (r := get(w)) is not None else self._rules_for(w)
-                                         for w in distinct_words(s)])
-        seen: dict[int, bool] = {}
-        allows = self._gates.allows
-        for i in sorted(todo):
-            if not allows(i, s, seen):
-                continue
+        words = distinct_words(s)
+        todo = self._always
+        for w in words:
+            m = get(w)
+            todo |= m if m is not None else self._rules_for(w)
+        met = self._gates.met(words)
+        need = self._gates.need
+        while todo:
+            low = todo & -todo
+            todo ^= low
+            i = low.bit_length() - 1
+            if need[i] & met != need[i]:
+                continue  # a literal the rule cannot match without is missing
             r = self.rules[i]
             for m in self._compiled[i].finditer(s):
                 yield Hit(r, m.start(), m.end())

@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from workers.filters.base import Context, Finding, Text
-from workers.filters.phrases import LiteralGates, top_level_branches
+from workers.filters.phrases import LiteralGates, distinct_words, top_level_branches
 from workers.normalise import normalise
 
 DATA = Path(__file__).parent / "data"
@@ -215,6 +215,10 @@ class SpamFilter:
         self._rules = _rules()
         # literals each pattern cannot match without: most gated-in patterns still fail
         self._gates = LiteralGates([pat for _, _, pat, _, _ in self._rules])
+        # per rule: (mask of the gate clauses it needs, needs a bad link?, rule, score, pattern,
+        # trigger words, trigger substrings), flat for the loop over every rule
+        self._rule_rows = [(need, rule.startswith("spam.link."), rule, score, pat, triggers, gate)
+                           for need, (rule, score, pat, triggers, gate) in zip(self._gates.need, self._rules)]
         self._warning = _warning()
 
     @property
@@ -238,18 +242,17 @@ class SpamFilter:
         all_links = [m.span() for m in _LINK.finditer(s)] if hint else []
         link_spans = self._links(text, add)
         self._contacts(text, add, all_links)
-        tokens = set(_TOKENS.findall(s))
-        allows = self._gates.allows
-        seen: dict[int, bool] = {}
-        for k, (rule, score, pat, triggers, gate) in enumerate(self._rules):
-            if rule.startswith("spam.link.") and not link_spans:
+        tokens: set[str] | None = None  # built for the first rule that asks
+        met = self._gates.met(distinct_words(s))
+        for need, link_rule, rule, score, pat, triggers, gate in self._rule_rows:
+            if need & met != need or (link_rule and not link_spans):
                 continue
             if triggers is not None:
+                if tokens is None:
+                    tokens = set(_TOKENS.findall(s))
                 if triggers.isdisjoint(tokens):
                     continue
             elif gate is not None and gate.search(s) is None:
-                continue
-            if not allows(k, s, seen):
                 continue
             ms = list(pat.finditer(s))
             if ms:
