@@ -178,6 +178,12 @@ _AT_MAIL = re.compile(r"(?<=[a-z0-9_])\s+at\s+(?=(?:gmail|googlemail|yahoo|ymail
 _AT_WORD = re.compile(r"(?<=[a-z0-9])\s*(?:\(at\)|\[at\]|\{at\}|\bat\b)\s*(?=[a-z0-9_-]+(?:\.[a-z0-9_-]+)*\.[a-z]{2,}(?![\w@.]))")
 _NUMBER_RUN = re.compile(
     r"\b(?:(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)[\s,-]*){5,}", re.I)
+# Cheap tests run before the passes above; each only lets through texts the pass could change.
+_PHONE_WORD = re.compile(r"\b(?:five|zero|nine|seven|eight)\b")
+_LEET_HINT = re.compile(r"[a-z][0-9@$!][a-z0-9]|[0-9@$!][a-z][a-z]")
+_SPACED_HINT = re.compile(r"(?<!\w)[a-z0-9][ .\-_*][a-z0-9][ .\-_*][a-z0-9](?!\w)")
+_LETTER_SPACE = re.compile(r"(?<!\w)\w (?=\w(?!\w))")
+_NOT_ASCII = re.compile(r"[^\x00-\x7f]")
 
 
 def _leet(m: re.Match[str]) -> str:
@@ -205,24 +211,17 @@ def normalise(text: str) -> Text:
     original = text
     if "&" in text or "<" in text:
         chars, idx = _pass_html([], [], text)
+        joined = "".join(chars)
     else:
-        chars, idx = list(text), list(range(len(text)))
+        joined, idx = text, list(range(len(text)))
 
     if not text.isascii():
-        out_c: list[str] = []
-        out_i: list[int] = []
-        for c, i in zip(chars, idx):
-            if c.isascii():
-                out_c.append(c)
-                out_i.append(i)
-                continue
-            f = _fold_char(c)
-            for fc in f:
-                out_c.append(fc)
-                out_i.append(i)
-        chars, idx = out_c, out_i
-        s = "".join(chars)
-        if any(c in _CONFUSABLES or c.lower() in _CONFUSABLES for c in s):
+        # each character folds to zero, one or more; every folded one keeps its source index
+        folded = [c if c.isascii() else _fold_char(c) for c in joined]
+        idx = [i for f, i in zip(folded, idx) for _ in f]
+        s = "".join(folded)
+        # (confusables are all non-ASCII, and so is anything lower-casing to one)
+        if any(c in _CONFUSABLES or c.lower() in _CONFUSABLES for c in set(_NOT_ASCII.findall(s))):
             s_low = s.lower()
             latin = sum(1 for c in s_low if "a" <= c <= "z")
             other = sum(1 for c in s_low if c in _CONFUSABLES)
@@ -242,24 +241,26 @@ def normalise(text: str) -> Text:
             s = "".join(ch if len(ch.lower()) == 1 else ch for ch in s)
             idx = (idx + [idx[-1]] * len(s))[: len(s)] if idx else []
     else:
-        s = "".join(chars).lower()
+        s = joined.lower()
 
     # digits written as words in a phone number
-    if re.search(r"\b(?:five|zero|nine|seven|eight)\b", s):
+    if ("five" in s or "zero" in s or "nine" in s or "seven" in s or "eight" in s) and _PHONE_WORD.search(s):
         s, idx = _sub(_NUMBER_RUN, _numbers, s, idx)
-    if re.search(r"[a-z][0-9@$!][a-z0-9]|[0-9@$!][a-z][a-z]", s):
+    if _LEET_HINT.search(s):
         s, idx = _sub(_WORD_WITH_LEET, _leet, s, idx)
-    if re.search(r"(?<!\w)[a-z0-9][ .\-_*][a-z0-9][ .\-_*][a-z0-9](?!\w)", s):
+    if _SPACED_HINT.search(s):
         s, idx = _sub(_SPACED, _join_spaced, s, idx)
-    if "  " in s and s.count("  ") >= 3 and len(re.findall(r"(?<!\w)\w (?=\w(?!\w))", s)) >= 2:
+    if "  " in s and s.count("  ") >= 3 and len(_LETTER_SPACE.findall(s)) >= 2:
         # text written letter by letter, words separated by wider gaps: "D M  m e  f o r  K"
         s, idx = _sub(_SPACED_PAIRS, _join_spaced, s, idx)
     if "@ " in s:
         s, idx = _sub(_SPLIT_AT, "@", s, idx)
         s, idx = _sub(_SPLIT_TLD, r"\1.\2", s, idx)
     if "dot" in s or "." in s:
-        s, idx = _sub(_SPACED_DOT, ".", s, idx)
-        s, idx = _sub(_DOT_WORD, ".", s, idx)
+        if " ." in s:  # both forms of _SPACED_DOT have one
+            s, idx = _sub(_SPACED_DOT, ".", s, idx)
+        if "dot" in s or "(.)" in s or "[.]" in s:  # every form of _DOT_WORD has one
+            s, idx = _sub(_DOT_WORD, ".", s, idx)
         if "(at)" in s or "[at]" in s or "{at}" in s or " AT " in original:
             s, idx = _sub(_AT_WORD, "@", s, idx)
         elif " at " in s and ("mail" in s or "yahoo" in s or "outlook" in s or "live." in s or "aol." in s
