@@ -89,7 +89,12 @@ class Engine:
             ctx = replace(ctx, author=author)
         text = normalise(body)
         probs = self.model.predict(text, ctx.author) if self.model is not None else {}
-        ctx = replace(ctx, extra={**ctx.extra, "model_probs": probs})
+        extra = {**ctx.extra, "model_probs": probs}
+        if type(ctx) is Context:  # built directly: dataclasses.replace costs more than the rest here
+            ctx = Context(author=ctx.author, article=ctx.article, recent_duplicates=ctx.recent_duplicates,
+                          trusted_author=ctx.trusted_author, extra=extra)
+        else:
+            ctx = replace(ctx, extra=extra)
         findings: list[Finding] = []
         for f in self.filters:
             findings.extend(f.check(text, ctx))

@@ -90,22 +90,27 @@ def _noisy_or(scores: Iterable[float]) -> float:
 
 def category_scores(findings: Sequence[Finding], settings: PolicySettings) -> dict[str, dict[str, float]]:
     """Per category: rule score (noisy-OR of the strongest finding per rule), model score, combined."""
+    # One pass over the findings; within a category the rules keep the order of the findings,
+    # so the noisy-OR multiplies in the same order (and gives the same float) as ever.
+    per_rule: dict[str, dict[str, float]] = {cat: {} for cat in CATEGORIES}
+    models = dict.fromkeys(CATEGORIES, 0.0)
+    for f in findings:
+        rules_of = per_rule.get(f.category)
+        if rules_of is None:
+            continue
+        if is_model_finding(f):
+            models[f.category] = max(models[f.category], f.score)
+        else:
+            rules_of[f.rule] = max(rules_of.get(f.rule, 0.0), f.score)
     out: dict[str, dict[str, float]] = {}
     for cat in CATEGORIES:
-        per_rule: dict[str, float] = {}
-        model = 0.0
-        for f in findings:
-            if f.category != cat:
-                continue
-            if is_model_finding(f):
-                model = max(model, f.score)
-            else:
-                per_rule[f.rule] = max(per_rule.get(f.rule, 0.0), f.score)
-        rules = _noisy_or(per_rule.values())
-        top = max(per_rule.values(), default=0.0)
+        found = per_rule[cat]
+        model = models[cat]
+        rules = _noisy_or(found.values())
+        top = max(found.values(), default=0.0)
         combined = _noisy_or((rules, model * settings.model_weight)) if cat == "spam" else rules
         out[cat] = {"rules": rules, "top_rule": top, "model": model, "combined": combined,
-                    "n_rules": float(len(per_rule))}
+                    "n_rules": float(len(found))}
     return out
 
 
