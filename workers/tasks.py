@@ -142,7 +142,7 @@ def moderate_batch(rt: Runtime, ids: list[str]) -> int:
         except Exception as exc:  # noqa: BLE001 - poison input: hold it, don't loop
             log.exception("engine failed", extra={"comment_id": c.id, "request_id": c.request_id})
             verdicts[c.id] = error_verdict(exc)
-    decided = set(rt.service.record_engine_decisions(verdicts))
+    decided = set(rt.service.record_engine_decisions(verdicts, pending))
     observe(pending, verdicts, decided)
     for c, _ in pending:
         v = verdicts[c.id]

@@ -60,6 +60,10 @@ class Accepted:
 _INSERT_COMMENT = insert(Comment.__table__)
 
 
+class _Changed(Exception):
+    """A comment changed between being read and being written: retry one by one."""
+
+
 @dataclass(frozen=True, slots=True)
 class NewComment:
     author: str
@@ -293,16 +297,21 @@ class CommentService:
         """Apply the engine's verdict once; False if the comment was already decided."""
         return bool(self.record_engine_decisions({comment_id: verdict}))
 
-    def record_engine_decisions(self, verdicts: dict[str, dict[str, Any]]) -> list[str]:
+    def record_engine_decisions(
+        self, verdicts: dict[str, dict[str, Any]], loaded: Sequence[tuple[Any, str]] | None = None,
+    ) -> list[str]:
         """Apply many verdicts in one transaction; returns the ids decided now.
 
-        Comments no longer pending are skipped. If another delivery decided one of them in the
-        meantime, the unique (comment, version) constraint refuses the whole batch and each
-        verdict is applied on its own instead, so every comment is still decided exactly once."""
+        `loaded` is what `pending_batch` returned for these comments, if the caller has it:
+        the rows are then not read again. Comments no longer pending are skipped. If anything
+        changed a comment in the meantime (a moderator, another delivery), its decision for the
+        same version is refused by the unique (comment, version) constraint or its row no
+        longer matches, the whole batch is rolled back, and each verdict is applied on its own
+        from a fresh read instead, so every comment is still decided exactly once."""
         try:
-            decided, events = self._apply_verdicts(verdicts)
-        except IntegrityError:
-            if len(verdicts) == 1:
+            decided, events = self._apply_verdicts(verdicts, loaded)
+        except (IntegrityError, _Changed):
+            if len(verdicts) == 1 and loaded is None:
                 return []
             decided = []
             for cid, verdict in verdicts.items():
@@ -312,7 +321,7 @@ class CommentService:
         return decided
 
     def _apply_verdicts(
-        self, verdicts: dict[str, dict[str, Any]]
+        self, verdicts: dict[str, dict[str, Any]], loaded: Sequence[tuple[Any, str]] | None,
     ) -> tuple[list[str], list[tuple[str, dict[str, Any]]]]:
         # The engine's hot write: Core statements, one executemany for the rows and one for
         # their decisions, rather than the unit of work's statement per row.
@@ -322,12 +331,11 @@ class CommentService:
         decisions: list[dict[str, Any]] = []
         table = Comment.__table__
         with self.db.session() as s:
-            rows = s.execute(select(*table.c, Article.slug)
-                             .join(Article, Article.id == table.c.article_id)
-                             .where(table.c.id.in_(list(verdicts)),
-                                    table.c.status == Status.PENDING)).all()
-            for row in rows:
-                verdict = verdicts[row.id]
+            rows = loaded if loaded is not None else self._pending_rows(s, list(verdicts))
+            for row, slug in rows:
+                verdict = verdicts.get(row.id)
+                if verdict is None or row.status != Status.PENDING:
+                    continue
                 engine_values = {
                     "findings": list(verdict.get("findings", [])),
                     "scores": dict(verdict.get("scores", {})),
@@ -343,7 +351,7 @@ class CommentService:
                     priority=verdict.get("priority", "normal"),
                     categories=list(verdict.get("categories", [])),
                     policy_version=verdict.get("policy_version"),
-                    slug=row.slug,
+                    slug=slug,
                 )
                 updates.append({**engine_values, **change.comment, "_id": row.id,
                                 "_version": row.version})
@@ -352,20 +360,30 @@ class CommentService:
                 decided.append(row.id)
             if updates:
                 s.execute(insert(Decision.__table__), decisions)
-                s.execute(
+                result = s.execute(
                     update(table)
-                    .where(table.c.id == bindparam("_id"), table.c.version == bindparam("_version"))
+                    .where(table.c.id == bindparam("_id"), table.c.version == bindparam("_version"),
+                           table.c.status == Status.PENDING)
                     .values({k: bindparam(k) for k in updates[0] if not k.startswith("_")}),
                     updates,
                 )
+                if result.rowcount not in (-1, len(updates)):  # a row changed since it was read
+                    raise _Changed()
         return decided, events
 
-    def pending_batch(self, ids: list[str]) -> list[tuple[Comment, str]]:
-        """The comments among `ids` still awaiting the engine, with their article slugs."""
+    @staticmethod
+    def _pending_rows(s: Session, ids: list[str]) -> list[tuple[Any, str]]:
+        table = Comment.__table__
+        rows = s.execute(select(*table.c, Article.slug)
+                         .join(Article, Article.id == table.c.article_id)
+                         .where(table.c.id.in_(ids), table.c.status == Status.PENDING)).all()
+        return [(row, row.slug) for row in rows]
+
+    def pending_batch(self, ids: list[str]) -> list[tuple[Any, str]]:
+        """The comments among `ids` still awaiting the engine (read-only rows with every
+        column of a comment), with their article slugs."""
         with self.db.session() as s:
-            q = (select(Comment, Article.slug).join(Article, Article.id == Comment.article_id)
-                 .where(Comment.id.in_(ids), Comment.status == Status.PENDING))
-            return [(c, slug) for c, slug in s.execute(q)]
+            return self._pending_rows(s, ids)
 
     def stale_pending(self, older_than_seconds: int, limit: int = 1000) -> list[str]:
         """Ids of comments still pending after a grace period (their task may be lost)."""

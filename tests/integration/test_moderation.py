@@ -221,3 +221,21 @@ def test_public_json_never_leaks_private_fields(client, service, keys):
         for secret in secrets_:
             assert secret and secret not in text, (path, secret)
         assert '"author_ref"' not in text or path == "/openapi.json"
+
+
+def test_engine_batch_skips_a_comment_a_moderator_decided_after_it_was_read(client, service, mod):
+    ids = [post(client, f"batch comment {i}") for i in range(3)]
+    loaded = service.pending_batch(ids)
+    assert len(loaded) == 3
+    # A moderator decides the middle one between the engine's read and its write.
+    mod.decide(ids[1], "reject", actor="Ana", version=1, reason="spam")
+    verdict = {"action": "publish", "priority": "normal", "categories": [], "findings": [],
+               "scores": {}, "published_body": None, "masked_body": None,
+               "policy_version": "policy@test"}
+    decided = service.record_engine_decisions({cid: dict(verdict) for cid in ids}, loaded)
+    assert sorted(decided) == sorted([ids[0], ids[2]])
+    statuses = {cid: service.get(cid)[0].status for cid in ids}
+    assert statuses == {ids[0]: "approved", ids[1]: "rejected", ids[2]: "approved"}
+    # The moderator's decision stands and is the last word on it; one decision each.
+    comment, _, last = service.get(ids[1])
+    assert last.actor == "Ana" and comment.version == 2
