@@ -106,8 +106,11 @@ def category_scores(findings: Sequence[Finding], settings: PolicySettings) -> di
     for cat in CATEGORIES:
         found = per_rule[cat]
         model = models[cat]
-        rules = _noisy_or(found.values())
-        top = max(found.values(), default=0.0)
+        if found:
+            rules = _noisy_or(found.values())
+            top = max(found.values())
+        else:  # most categories of most comments: what _noisy_or and max give for nothing
+            rules = top = 0.0
         combined = _noisy_or((rules, model * settings.model_weight)) if cat == "spam" else rules
         out[cat] = {"rules": rules, "top_rule": top, "model": model, "combined": combined,
                     "n_rules": float(len(found))}

@@ -79,3 +79,24 @@ def test_spam_rule_gates_never_block_a_match() -> None:
         for i, rx in enumerate(patterns):
             if rx.search(s):
                 assert _allows(gates, i, s), (_rules()[i][0], s)
+
+
+@pytest.mark.parametrize("flt", [MedicalFilter, SelfHarmFilter, HarassmentFilter])
+def test_cues_called_absent_never_occur(flt: type) -> None:
+    f = flt()
+    for s in _comments():
+        words = " " + " ".join(re.findall(r"[\w'’*]+", s)) + " "  # what the negation cue sees
+        for name in f.absent_cues(s):
+            assert not f._cue[name].search(s) and not f._cue[name].search(words), (name, s)
+
+
+def test_danger_and_profanity_phrase_gates_never_block_a_match() -> None:
+    from workers.filters.profanity import ProfanityFilter
+
+    med, prof = MedicalFilter(), ProfanityFilter()
+    for s in _comments():
+        met = distinct_words(s)
+        if med._danger.search(s):
+            assert med._danger_gate.allows(0, med._danger_gate.met(met)), s
+        if prof.extra is not None and prof.extra.search(s):
+            assert prof._extra_gate.allows(0, prof._extra_gate.met(met)), s

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 from .base import Context, Finding, Text
-from .phrases import Hit, PhraseFilter, Rule, Scored, is_question, sentence_bounds
+from .phrases import Hit, LiteralGates, PhraseFilter, Rule, Scored, distinct_words, is_question, sentence_bounds
 
 _SENT = re.compile(r"[^.!?\n]+[.!?]*")
 
@@ -30,6 +30,8 @@ class MedicalFilter(PhraseFilter):
         super().__init__(data_dir)
         s = self.slots
         self._danger = re.compile(r"\b" + s["DANGER"])
+        # most comments name no dangerous substance at all: words it cannot match without
+        self._danger_gate = LiteralGates([self._danger], max_cost=10.0)
         self._ket = re.compile(r"\b(?:" + s["KET"] + r"|sessions?\b|treatment days?\b|"
                                r"(?:your|my|the) dose\b|the trip\b|after the spray\b)")
         self._mix_it = re.compile(r"\b(?:mix|mixing|combine|combining|take|taking|stack|stacking) "
@@ -49,6 +51,9 @@ class MedicalFilter(PhraseFilter):
 
     def _combos(self, s: str) -> list[Scored]:
         out: list[Scored] = []
+        gate = self._danger_gate
+        if not gate.allows(0, gate.met(distinct_words(s))):
+            return out  # no sentence can name a dangerous substance
         for m in _SENT.finditer(s):
             sent = m.group(0)
             d = self._danger.search(sent)

@@ -534,7 +534,8 @@ class LiteralGates:
     and an OR per distinct word, and one AND per rule.
     """
 
-    def __init__(self, patterns: Sequence[re.Pattern[str]]) -> None:
+    def __init__(self, patterns: Sequence[re.Pattern[str]], max_cost: float = 2.0) -> None:
+        """`max_cost` bounds how common a clause may be (see _literal_cost) and still be kept."""
         ids: dict[frozenset[str], int] = {}
         self.need: list[int] = []  # per rule: bit mask of the clauses it needs
         # piece -> mask of the clauses it meets, indexed by the piece's first two characters
@@ -542,7 +543,7 @@ class LiteralGates:
         by_piece: dict[str, int] = {}
         for pattern in patterns:
             mask = 0
-            for lits in required_substrings(pattern, max_clauses=4, max_cost=2.0):
+            for lits in required_substrings(pattern, max_clauses=4, max_cost=max_cost):
                 pieces = frozenset(max(_WORD_PIECES(t), key=len, default="") for t in lits)
                 if "" in pieces or any(len(x) < 2 for x in pieces):
                     continue  # a literal without a word piece, or a piece found everywhere
@@ -791,47 +792,59 @@ class PhraseFilter:
                      "HYPERBOLE", "THIRD"):
             rx = self.slots.get(name)
             self._cue[name] = re.compile(r"\b" + rx) if rx else None
+        # A cue is only ever looked for in parts of the comment (or in its words, for NEG), so
+        # a cue whose gate words are missing from the whole comment cannot occur for any hit.
+        self._cue_names = [n for n, rx in self._cue.items() if rx is not None]
+        self._cue_gate = LiteralGates([self._cue[n] for n in self._cue_names],  # type: ignore[misc]
+                                      max_cost=10.0)
 
     def cue(self, name: str, s: str) -> bool:
         """Does the cue slot occur in s."""
         rx = self._cue.get(name)
         return bool(rx and rx.search(s))
 
-    def weigh(self, s: str, hit: Hit) -> Scored:
-        """Apply the context discounts to one hit."""
+    def absent_cues(self, s: str) -> frozenset[str]:
+        """Cues that cannot occur anywhere in the comment s."""
+        gate = self._cue_gate
+        met = gate.met(distinct_words(s))
+        return frozenset(n for k, n in enumerate(self._cue_names) if not gate.allows(k, met))
+
+    def weigh(self, s: str, hit: Hit, absent: frozenset[str] = frozenset()) -> Scored:
+        """Apply the context discounts to one hit (`absent`: cues known not to occur in s)."""
         r, start, end = hit.rule, hit.start, hit.end
         score, why = r.score, []
         f = r.flags
         if "keepneg" not in f:
             before = " ".join(words_before(s, start, self.neg_window))
-            if before and self.cue("NEG", " " + before + " "):
+            if before and "NEG" not in absent and self.cue("NEG", " " + before + " "):
                 score *= self.neg_factor
                 why.append("negated")
         asks = (self.question_default and "keepq" not in f) or "q" in f
-        if asks and (is_question(s, start, end) or self.cue("QUESTION_FRAME", clause_before(s, start))):
+        if asks and (is_question(s, start, end) or (
+                "QUESTION_FRAME" not in absent and self.cue("QUESTION_FRAME", clause_before(s, start)))):
             score *= self.question_factor
             why.append("question")
         if "keepquote" not in f and in_quotes(s, start, end):
             score *= self.quote_factor
             why.append("quoted")
-        if "keepframe" not in f:
+        if "keepframe" not in f and "FRAME" not in absent:
             a, _ = sentence_bounds(s, start, end)
             if self.cue("FRAME", s[a:start]):
                 score *= self.frame_factor
                 why.append("reported")
-        if "past" in f:
+        if "past" in f and "PAST" not in absent:
             a, b = sentence_bounds(s, start, end)
             sent = s[a:b]
-            if self.cue("PAST", sent) and not self.cue("PRESENT", sent):
+            if self.cue("PAST", sent) and not ("PRESENT" not in absent and self.cue("PRESENT", sent)):
                 score *= self.past_factor
                 why.append("past")
-        if "clinical" in f and self.cue("CLINICAL", s):
+        if "clinical" in f and "CLINICAL" not in absent and self.cue("CLINICAL", s):
             score *= self.clinical_factor
             why.append("clinical")
-        if "hyper" in f and self.cue("HYPERBOLE", s):
+        if "hyper" in f and "HYPERBOLE" not in absent and self.cue("HYPERBOLE", s):
             score *= self.hyper_factor
             why.append("hyperbole")
-        if "third" in f:
+        if "third" in f and "THIRD" not in absent:
             a, b = sentence_bounds(s, start, end)
             if self.cue("THIRD", s[a:b]):
                 score *= self.third_factor
@@ -840,7 +853,11 @@ class PhraseFilter:
 
     def scored_hits(self, s: str) -> list[Scored]:
         """Every rule hit with its context-weighed score."""
-        return [self.weigh(s, h) for h in self.matcher.finditer(s)]
+        hits = list(self.matcher.finditer(s))
+        if not hits:
+            return []
+        absent = self.absent_cues(s)
+        return [self.weigh(s, h, absent) for h in hits]
 
     def combine(self, text: Any, scored: list[Scored], min_score: float = 0.05) -> list[Any]:
         """Best score per rule, noisy-or across rules; one Finding with every span."""

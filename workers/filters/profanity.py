@@ -19,6 +19,7 @@ from importlib import resources
 from pathlib import Path
 
 from workers.filters.base import Context, Finding, Text, merge_spans
+from workers.filters.phrases import LiteralGates, distinct_words
 
 DATA = Path(__file__).parent / "data"
 VERSION = "1"
@@ -166,10 +167,10 @@ class WordList:
         code_of = self._code
         cs = [c if (c := codes.get(w)) is not None else code_of(w) for w in words]
         dead = self._dead_pairs
-        i = 0
-        while i < len(toks):
-            if cs[i] == 0:  # neither a listed word nor the start of one: nothing can match here
-                i += 1
+        resume = 0  # tokens before this one were taken by a match of several words
+        # a token of code 0 is neither a listed word nor the start of one: nothing can match there
+        for i in [k for k, c in enumerate(cs) if c]:
+            if i < resume:
                 continue
             a, b = toks[i]
             word = words[i]
@@ -205,11 +206,10 @@ class WordList:
                         spans.append((a, n))
                     else:
                         spans.append((a, end))
-                    i = hit + 1
+                    resume = hit + 1
                     continue
             if code & 2:  # the word alone is listed
                 spans.append((a, b))
-            i += 1
         return spans
 
     def censor(self, text: str, censor_char: str = "*") -> str:
@@ -269,6 +269,12 @@ class ProfanityFilter:
         self._token_rule: dict[str, str | None] = {}
         self._raw_rule: dict[str, str | None] = {}
         self._grawlix = re.compile(r"(?<![\w])[$#@!%&*]{3,6}(?![\w])")
+        # Every grawlix holds three symbols in a row; this finds them without trying _grawlix's
+        # look-behind at every position.
+        self._symbols = re.compile(r"[$#@!%&*]{3}")
+        # Words the phrase list cannot match without (see phrases.LiteralGates): many, but each
+        # rare, so far fewer comments hold one than the usual cost bound assumes.
+        self._extra_gate = LiteralGates([self.extra], max_cost=10.0) if self.extra is not None else None
 
     def _wildcard(self, token: str) -> bool:
         """'motherf***ing', 'f**k': stars stand for letters of a listed word of the same length."""
@@ -307,7 +313,11 @@ class ProfanityFilter:
         # Most comments hold no disguised word at all: look at each distinct token once, and
         # walk the token positions only when one of them is.
         rule_of = self._raw_rule
-        if any(rule_of[t] if t in rule_of else self._raw_token_rule(t) for t in set(self._word.findall(s))):
+        # A disguised token holds a star, a root or a letter three times (see _obfuscated), and
+        # so then does the text.
+        maybe = "*" in s or (self.roots is not None and self.roots.search(s)) or _TRIPLE.search(s)
+        if maybe and any(rule_of[t] if t in rule_of else self._raw_token_rule(t)
+                         for t in set(self._word.findall(s))):
             covered = {a for a, _, _ in hits}
             for m in self._word.finditer(s):
                 a, b = m.span()
@@ -316,14 +326,15 @@ class ProfanityFilter:
                 rule = rule_of[m.group(0)] if m.group(0) in rule_of else self._raw_token_rule(m.group(0))
                 if rule:
                     hits.append((a, a + len(m.group(0).rstrip("'!")), rule))
-        if self.extra is not None:
+        gate = self._extra_gate
+        if self.extra is not None and (gate is None or gate.allows(0, gate.met(distinct_words(s)))):
             for m in self.extra.finditer(s):
                 a, b = m.span()
                 # In a phrase ("what the hell", "bloody hell") only its last word is masked:
                 # readers keep the rest of the sentence.
                 gap = max(m.group(0).rfind(" "), m.group(0).rfind("\t"))
                 hits.append((a + gap + 1 if gap >= 0 else a, b, "profanity.extra"))
-        for m in self._grawlix.finditer(s):
+        for m in self._grawlix.finditer(s) if self._symbols.search(s) else ():
             if len(set(m.group(0))) >= 3:
                 hits.append((m.start(), m.end(), "profanity.symbols"))
         if hits and self.allow_phrases is not None:

@@ -244,8 +244,8 @@ class SpamFilter:
         self._contacts(text, add, all_links)
         tokens: set[str] | None = None  # built for the first rule that asks
         met = self._gates.met(distinct_words(s))
-        for need, link_rule, rule, score, pat, triggers, gate in self._rule_rows:
-            if need & met != need or (link_rule and not link_spans):
+        for _, link_rule, rule, score, pat, triggers, gate in [r for r in self._rule_rows if r[0] & met == r[0]]:
+            if link_rule and not link_spans:
                 continue
             if triggers is not None:
                 if tokens is None:
