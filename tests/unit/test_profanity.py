@@ -17,6 +17,10 @@ CRAFTED = [
     "x ass", "ass x", "cum laude", "tit for tat", "f_u_c_k", "f.u.c.k this", "what the f.u.c.k",
     "shit!", '"shit"', "shit's", "ASS", "Fuck-tard is", "doggy style ok", "  shit  ", "",
     "Scunthorpe assessment cocktail Dickens therapist class", "Damn, hell of a day", "crap",
+    # text starting or ending with a separator or a one-letter word, words joined across
+    # separators (the ASCII path cuts text into tokens and separators)
+    "- fuck -", "!fuck", "shit a", "x f", "fu ck", "f u c k ", " f.u.c.k.", "bull  shit", "a\nss",
+    "2 girls 1 cup!", "blow job", "x", " x ", "sh it s", "jerk-off.", "\"ass\" hole", "é fuck é",
 ]
 
 

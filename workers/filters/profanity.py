@@ -99,6 +99,11 @@ class WordList:
         # The same tokens for an ASCII text: a small class `re` tests far faster than the one
         # that also lists every Unicode letter.
         self._ascii_token = re.compile(_char_class(c for c in self._allowed if c.isascii()) + "+")
+        # ASCII text cut into [token, separator, token, ..., token] in one call: strings only,
+        # no match objects (the first and last token are "" when the text starts or ends with a
+        # separator).
+        self._ascii_split = re.compile("(" + _char_class(c for c in map(chr, range(128))
+                                                        if c not in self._allowed) + "+)").split
         self._index: dict[str, list[str]] = {}
         self.max_combinations = 1
         for w in self.words:
@@ -152,21 +157,19 @@ class WordList:
 
     def find(self, text: str) -> list[tuple[int, int]]:
         """[start, end) spans better-profanity would replace, in order."""
+        if text.isascii():
+            return self._find_ascii(text)
         n = len(text)
-        ascii_text = text.isascii()
-        toks = [m.span() for m in (self._ascii_token if ascii_text else self._token).finditer(text)]
+        toks = [m.span() for m in self._token.finditer(text)]
         if not toks or toks[0][0] >= n - 1:
             return []
         # better-profanity never sees a one-letter word that ends the text as a "next word"
         usable = [t for t in toks if not (t[0] >= n - 1)]
         spans: list[tuple[int, int]] = []
-        # ASCII lower-cases character by character, so the whole text can be lowered once
-        low = text.lower() if ascii_text else None
-        words = [low[a:b] if low is not None else text[a:b].lower() for a, b in toks]
+        words = [text[a:b].lower() for a, b in toks]
         codes = self._codes
         code_of = self._code
         cs = [c if (c := codes.get(w)) is not None else code_of(w) for w in words]
-        dead = self._dead_pairs
         resume = 0  # tokens before this one were taken by a match of several words
         # a token of code 0 is neither a listed word nor the start of one: nothing can match there
         for i in [k for k, c in enumerate(cs) if c]:
@@ -174,10 +177,7 @@ class WordList:
                 continue
             a, b = toks[i]
             word = words[i]
-            code = cs[i]
-            if b < n and low is not None and i + 1 < len(toks) and low[a:toks[i + 1][1]] in dead:
-                pass  # known: joined with the next word it starts no listed word
-            elif b < n:  # followed by a separator: try this word joined with the next ones
+            if b < n:  # followed by a separator: try this word joined with the next ones
                 joined = word
                 with_sep = word
                 hit = None
@@ -192,10 +192,6 @@ class WordList:
                     pj = joined.translate(_SIGNATURE) in self._prefixes
                     ps = with_sep.translate(_SIGNATURE) in self._prefixes
                     if not (pj or ps):
-                        if k == 1 and low is not None:
-                            if len(dead) > 100_000:
-                                dead.clear()
-                            dead.add(with_sep)
                         break
                     if (pj and joined in self) or (ps and with_sep in self):
                         hit = j
@@ -208,8 +204,72 @@ class WordList:
                         spans.append((a, end))
                     resume = hit + 1
                     continue
-            if code & 2:  # the word alone is listed
+            if cs[i] & 2:  # the word alone is listed
                 spans.append((a, b))
+        return spans
+
+    def _find_ascii(self, text: str) -> list[tuple[int, int]]:
+        """`find` for ASCII text (nearly every comment), the same steps on token strings.
+
+        Positions are only worked out for the rare token that is reported.
+        """
+        parts = self._ascii_split(text.lower())  # ASCII lower-cases character by character
+        first = 1 if parts[0] == "" else 0
+        ends_with_token = parts[-1] != ""
+        tok = parts[2 * first::2] if ends_with_token else parts[2 * first:-1:2]
+        sep = parts[2 * first + 1::2]  # sep[i] lies between tok[i] and tok[i + 1]
+        # better-profanity never sees a one-letter word that ends the text as a "next word"
+        n_usable = len(tok) - (1 if ends_with_token and len(tok[-1]) == 1 else 0)
+        if n_usable <= 0:
+            return []
+        codes = self._codes
+        code_of = self._code
+        cs = [c if (c := codes.get(w)) is not None else code_of(w) for w in tok]
+        dead = self._dead_pairs
+        spans: list[tuple[int, int]] = []
+        last = len(tok) - 1
+        resume = 0  # tokens before this one were taken by a match of several words
+
+        def start(i: int) -> int:
+            return sum(map(len, parts[:2 * (first + i)]))
+
+        # a token of code 0 is neither a listed word nor the start of one: nothing can match there
+        for i in [k for k, c in enumerate(cs) if c]:
+            if i < resume:
+                continue
+            word = tok[i]
+            followed = i < last or not ends_with_token  # a separator comes after the token
+            if followed and i + 1 <= last and word + sep[i] + tok[i + 1] in dead:
+                pass  # known: joined with the next word it starts no listed word
+            elif followed:  # try this word joined with the next ones
+                joined = word
+                with_sep = word
+                hit = None
+                for k in range(1, self.max_combinations + 1):
+                    j = i + k
+                    if j >= n_usable:
+                        break
+                    nxt = tok[j]
+                    joined += nxt
+                    with_sep += sep[j - 1] + nxt
+                    pj = joined.translate(_SIGNATURE) in self._prefixes
+                    ps = with_sep.translate(_SIGNATURE) in self._prefixes
+                    if not (pj or ps):
+                        if k == 1:
+                            if len(dead) > 100_000:
+                                dead.clear()
+                            dead.add(with_sep)
+                        break
+                    if (pj and joined in self) or (ps and with_sep in self):
+                        hit = j
+                        break
+                if hit is not None:
+                    spans.append((start(i), start(hit) + len(tok[hit])))
+                    resume = hit + 1
+                    continue
+            if cs[i] & 2:  # the word alone is listed
+                a = start(i)
+                spans.append((a, a + len(word)))
         return spans
 
     def censor(self, text: str, censor_char: str = "*") -> str:
