@@ -126,8 +126,9 @@ class Model:
         self.intercept = intercept
         self.classes = classes
         self.meta = meta
-        # word -> vocabulary columns of its features: words repeat, n-gram strings need not be rebuilt
-        self._word_cols: dict[str, tuple[int, ...]] = {}
+        # word -> (vocabulary columns of its features, {next word: column of the pair}): words
+        # repeat, so n-gram and pair strings need not be rebuilt
+        self._word_cols: dict[str, tuple[tuple[int, ...], dict[str, int] | None]] = {}
         # "b:first second" columns as first -> {second: column}: no string is built per word pair
         # (words never hold a space, so the split is unambiguous)
         self._bigrams: dict[str, dict[str, int]] = {}
@@ -151,17 +152,17 @@ class Model:
         bigrams = self._bigrams
         after: dict[str, int] | None = None  # second words that make a known pair with the last word
         for w in words:
-            wc = cache.get(w)
-            if wc is None:
+            known = cache.get(w)
+            if known is None:
                 if len(cache) > 50_000:
                     cache.clear()
-                wc = cache[w] = tuple(vocab[f] for f in word_features(w) if f in vocab)
-            cols.extend(wc)
+                known = cache[w] = (tuple(vocab[f] for f in word_features(w) if f in vocab), bigrams.get(w))
+            cols.extend(known[0])
             if after is not None:
                 j = after.get(w)
                 if j is not None:
                     pairs.append(j)
-            after = bigrams.get(w)
+            after = known[1]
         cols += pairs
         ac = self._author_cols.get(author)
         if ac is None:
@@ -182,8 +183,7 @@ class Model:
         if len(self.classes) == 2 and z.shape[0] == 1:
             p1 = 1.0 / (1.0 + math.exp(-float(z[0])))
             return {self.classes[0]: 1.0 - p1, self.classes[1]: p1}
-        z = z - z.max()
-        e = np.exp(z)
+        e = np.exp(z - z.max())
         e /= e.sum()
         return dict(zip(self.classes, e.tolist()))
 
