@@ -627,6 +627,7 @@ class RuleMatcher:
             self._index.setdefault(t[:2], []).append((t, mask))
         self._word_rules: dict[str, int] = {}
         self._gates = LiteralGates(self._compiled)
+        self._word_info: dict[str, int] = {}
 
     def _rules_for(self, w: str) -> int:
         """Mask of the rules a text word lets run (memoised: the same words come back comment
@@ -642,15 +643,25 @@ class RuleMatcher:
             self._word_rules[w] = known
         return known
 
+    def _word_bits(self, w: str) -> int:
+        """The rules a word lets run in the low bits, the gate clauses it meets above them: one
+        lookup and one OR per word and comment."""
+        bits = self._rules_for(w) | self._gates._clauses_in(w) << len(self.rules)
+        if len(self._word_info) > 50_000:
+            self._word_info.clear()
+        self._word_info[w] = bits
+        return bits
+
     def finditer(self, s: str) -> Iterator[Hit]:
         """Every (rule, span) hit, in rule order then text order."""
-        get = self._word_rules.get
-        words = distinct_words(s)
-        todo = self._always
-        for w in words:
-            m = get(w)
-            todo |= m if m is not None else self._rules_for(w)
-        met = self._gates.met(words)
+        get = self._word_info.get
+        acc = 0
+        for w in distinct_words(s):
+            bits = get(w)
+            acc |= bits if bits is not None else self._word_bits(w)
+        n = len(self.rules)
+        todo = self._always | acc & ((1 << n) - 1)
+        met = acc >> n
         need = self._gates.need
         while todo:
             low = todo & -todo
