@@ -523,6 +523,33 @@ def required_substrings(pattern: re.Pattern[str], max_clauses: int = 2,
     return useful[:max_clauses]
 
 
+# Every gate's word pieces, indexed by their first two characters, and per word the pieces
+# inside it: a word never seen before is scanned once for all gates of the process, not once per
+# gate (a comment full of new words would otherwise pay for each of them many times over).
+_piece_index: dict[str, set[str]] = {}
+_word_pieces: dict[str, tuple[str, ...]] = {}
+
+
+def _add_pieces(pieces: Iterable[str]) -> None:
+    for x in pieces:
+        bucket = _piece_index.setdefault(x[:2], set())
+        if x not in bucket:
+            bucket.add(x)
+            _word_pieces.clear()  # words seen so far were scanned without it
+
+
+def pieces_in(w: str) -> tuple[str, ...]:
+    """The gate pieces that occur inside the word w (memoised)."""
+    found = _word_pieces.get(w)
+    if found is None:
+        index = _piece_index
+        found = tuple({x for i in range(len(w) - 1) for x in index.get(w[i:i + 2], ()) if w.startswith(x, i)})
+        if len(_word_pieces) > 50_000:
+            _word_pieces.clear()
+        _word_pieces[w] = found
+    return found
+
+
 class LiteralGates:
     """For rule i, `allows(i, met)` is False only when rule i's pattern cannot match the text.
 
@@ -538,9 +565,7 @@ class LiteralGates:
         """`max_cost` bounds how common a clause may be (see _literal_cost) and still be kept."""
         ids: dict[frozenset[str], int] = {}
         self.need: list[int] = []  # per rule: bit mask of the clauses it needs
-        # piece -> mask of the clauses it meets, indexed by the piece's first two characters
-        self._index: dict[str, list[tuple[str, int]]] = {}
-        by_piece: dict[str, int] = {}
+        by_piece: dict[str, int] = {}  # piece -> mask of the clauses it meets
         for pattern in patterns:
             mask = 0
             for lits in required_substrings(pattern, max_clauses=4, max_cost=max_cost):
@@ -553,18 +578,18 @@ class LiteralGates:
                         by_piece[x] = by_piece.get(x, 0) | 1 << ids[pieces]
                 mask |= 1 << ids[pieces]
             self.need.append(mask)
-        for x, m in by_piece.items():
-            self._index.setdefault(x[:2], []).append((x, m))
+        self._piece_clauses = by_piece
+        _add_pieces(by_piece)
         self._word_clauses: dict[str, int] = {}
 
     def _clauses_in(self, w: str) -> int:
         """Mask of the clauses one of whose pieces occurs inside the word w (memoised)."""
         met = 0
-        index = self._index
-        for i in range(len(w) - 1):
-            for x, m in index.get(w[i:i + 2], ()):
-                if w.startswith(x, i):
-                    met |= m
+        mine = self._piece_clauses
+        for x in pieces_in(w):
+            m = mine.get(x)
+            if m is not None:
+                met |= m
         if len(self._word_clauses) > 50_000:
             self._word_clauses.clear()
         self._word_clauses[w] = met
