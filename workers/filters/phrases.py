@@ -526,15 +526,17 @@ def required_substrings(pattern: re.Pattern[str], max_clauses: int = 2,
 # Every gate's word pieces, indexed by their first two characters, and per word the pieces
 # inside it: a word never seen before is scanned once for all gates of the process, not once per
 # gate (a comment full of new words would otherwise pay for each of them many times over).
-_piece_index: dict[str, set[str]] = {}
+_piece_index: dict[str, frozenset[str]] = {}
 _word_pieces: dict[str, tuple[str, ...]] = {}
 
 
 def _add_pieces(pieces: Iterable[str]) -> None:
     for x in pieces:
-        bucket = _piece_index.setdefault(x[:2], set())
+        bucket = _piece_index.get(x[:2], frozenset())
         if x not in bucket:
-            bucket.add(x)
+            # a new set, never one changed in place: a scan running in another thread goes on
+            # over the set it started with
+            _piece_index[x[:2]] = bucket | {x}
             _word_pieces.clear()  # words seen so far were scanned without it
 
 
