@@ -127,13 +127,18 @@ def register(app: Celery, settings: Settings) -> None:
 def moderate_batch(rt: Runtime, ids: list[str]) -> int:
     """Moderate the comments among `ids` that are still pending; returns how many were decided."""
     started = time.perf_counter()
-    pending = rt.service.pending_batch(ids) if ids else []
+    if not ids:
+        return 0
+    # One connection for everything read before the engine runs (Core rows, no ORM session:
+    # for a lone comment, a session's bookkeeping costs more than the queries).
+    with rt.db.engine.connect() as s:
+        pending = rt.service.pending_batch(ids, s)
+        refs = {c.author_ref for c, _ in pending if c.author_ref}
+        banned = rt.moderation.banned_among(refs, s)
+        trusted = rt.moderation.trusted_among(refs - banned, s)
     if not pending:
         return 0
     dups = rt.recent_duplicates_many([(c.id, c.body) for c, _ in pending])
-    refs = {c.author_ref for c, _ in pending if c.author_ref}
-    banned = rt.moderation.banned_among(refs)
-    trusted = rt.moderation.trusted_among(refs - banned)
     verdicts: dict[str, dict[str, Any]] = {}
     for c, slug in pending:
         try:

@@ -8,11 +8,13 @@ import hashlib
 import hmac
 import json
 import secrets
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from ..db import Database
@@ -297,21 +299,26 @@ class ModerationService:
                     return True
         return False
 
-    def banned_among(self, refs: set[str]) -> set[str]:
-        """Which of these authors are banned now (one query for a batch)."""
+    def _session(self, s: Session | Connection | None) -> Any:
+        """The caller's open session or connection, or a connection of our own."""
+        return nullcontext(s) if s is not None else self.db.engine.connect()
+
+    def banned_among(self, refs: set[str], s: Session | Connection | None = None) -> set[str]:
+        """Which of these authors are banned now (one query for a batch; in session `s` if
+        the caller has one open)."""
         if not refs:
             return set()
         now = utcnow()
-        with self.db.session() as s:
+        with self._session(s) as s:
             rows = s.execute(select(AuthorBan.author_ref, AuthorBan.until).where(
                 AuthorBan.author_ref.in_(refs), AuthorBan.lifted_at.is_(None))).all()
         return {ref for ref, until in rows if until is None or _aware(until) > now}  # type: ignore[operator]
 
-    def trusted_among(self, refs: set[str]) -> set[str]:
+    def trusted_among(self, refs: set[str], s: Session | Connection | None = None) -> set[str]:
         """Which of these authors have N approved comments and none rejected."""
         if not refs:
             return set()
-        with self.db.session() as s:
+        with self._session(s) as s:
             rows = s.execute(select(Comment.author_ref, Comment.status, func.count())
                              .where(Comment.author_ref.in_(refs),
                                     Comment.status.in_([Status.APPROVED, Status.REJECTED]))

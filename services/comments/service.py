@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from ..db import Database
@@ -330,7 +331,9 @@ class CommentService:
         updates: list[dict[str, Any]] = []
         decisions: list[dict[str, Any]] = []
         table = Comment.__table__
-        with self.db.session() as s:
+        # A Core connection, not an ORM session: every statement here is Core, and a session's
+        # own bookkeeping costs as much as the statements for a lone comment.
+        with self.db.engine.begin() as s:
             rows = loaded if loaded is not None else self._pending_rows(s, list(verdicts))
             for row, slug in rows:
                 verdict = verdicts.get(row.id)
@@ -372,18 +375,20 @@ class CommentService:
         return decided, events
 
     @staticmethod
-    def _pending_rows(s: Session, ids: list[str]) -> list[tuple[Any, str]]:
+    def _pending_rows(s: Session | Connection, ids: list[str]) -> list[tuple[Any, str]]:
         table = Comment.__table__
         rows = s.execute(select(*table.c, Article.slug)
                          .join(Article, Article.id == table.c.article_id)
                          .where(table.c.id.in_(ids), table.c.status == Status.PENDING)).all()
         return [(row, row.slug) for row in rows]
 
-    def pending_batch(self, ids: list[str]) -> list[tuple[Any, str]]:
+    def pending_batch(self, ids: list[str], s: Session | Connection | None = None) -> list[tuple[Any, str]]:
         """The comments among `ids` still awaiting the engine (read-only rows with every
-        column of a comment), with their article slugs."""
-        with self.db.session() as s:
+        column of a comment), with their article slugs; on `s` if the caller has one open."""
+        if s is not None:
             return self._pending_rows(s, ids)
+        with self.db.engine.connect() as own:
+            return self._pending_rows(own, ids)
 
     def stale_pending(self, older_than_seconds: int, limit: int = 1000) -> list[str]:
         """Ids of comments still pending after a grace period (their task may be lost)."""
