@@ -37,12 +37,7 @@ class Settings:
         metadata={"doc": "Redis for the task queue and events (it carries work, never keeps it)."},
     )
     queue_name: str = field(default="moderation", metadata={"doc": "Celery queue for moderation."})
-    web_concurrency: int = field(
-        default_factory=lambda: 2 * (os.cpu_count() or 1) + 1,
-        metadata={"doc": "gunicorn worker processes (sync workers wait on the database and "
-                         "Redis, so more processes than cores keep the cores busy).",
-                  "shown": "2 × cores + 1"},
-    )
+    web_concurrency: int = field(default=2, metadata={"doc": "gunicorn worker processes."})
     worker_concurrency: int = field(default=2, metadata={"doc": "Celery worker processes."})
     log_level: str = field(default="INFO", metadata={"doc": "Log level of every process."})
     max_request_bytes: int = field(
@@ -169,7 +164,7 @@ def settings_table() -> str:
     """The README's settings table, generated from the dataclass so it cannot drift."""
     rows = ["| variable | default | meaning |", "|---|---|---|"]
     for f in fields(Settings):
-        default = f.metadata.get("shown", f.default)
+        default = f.default
         if f.name == "database_url":
             default = "sqlite:///<repo>/var/triage.db"
         shown = str(default).replace("|", "\\|")
