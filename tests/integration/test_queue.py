@@ -167,3 +167,23 @@ def test_a_batch_closes_when_a_worker_claims_it(live_service, queue_settings):
     assert newer != batch and [x.decode() for x in r.lrange(newer, 0, -1)] == [second]
     # A re-delivered message claims the same ids again.
     assert Scripts(r).claim(queue_settings.queue_name, batch) == [first]
+
+
+def test_after_a_purged_queue_new_comments_open_a_batch_of_their_own(
+        live_service, queue_settings, monkeypatch):
+    import redis
+
+    import services.api.queue as q
+    from services.comments.service import NewComment
+
+    monkeypatch.setattr(q, "OPEN_SECONDS", 1)
+    r = redis.Redis.from_url(queue_settings.redis_url)
+    live_service.submit(DEMO, NewComment(author="A", body="Its message is about to be purged."))
+    lost = r.get(q.open_batch_key(queue_settings.queue_name))
+    r.delete(queue_settings.queue_name)  # an operator purges the queue: the message is gone
+    time.sleep(1.2)
+    cid = live_service.submit(DEMO, NewComment(author="B", body="After the purge."))[0].id
+    # Not added to the batch nobody will run: a new batch, with a message in the queue.
+    batch = r.get(q.open_batch_key(queue_settings.queue_name))
+    assert batch != lost and r.llen(queue_settings.queue_name) == 1
+    assert [x.decode() for x in r.lrange(batch, 0, -1)] == [cid]
