@@ -12,7 +12,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, bindparam, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
@@ -41,6 +41,16 @@ REPORT_REASONS = ("spam", "abuse", "misinformation", "self_harm", "other")
 LABELS = {"ok", "spam", "profanity", "unsafe_medical", "self_harm", "harassment"}
 REPORT_LABEL = {"spam": "spam", "abuse": "harassment", "misinformation": "unsafe_medical",
                 "self_harm": "self_harm"}
+
+# Asked for every batch the worker moderates, so built once (see service._PENDING_ROWS).
+_BANS_AMONG = select(AuthorBan.author_ref, AuthorBan.until).where(
+    AuthorBan.author_ref.in_(bindparam("refs", expanding=True)), AuthorBan.lifted_at.is_(None))
+_STANDING_AMONG = (
+    select(Comment.author_ref, Comment.status, func.count())
+    .where(Comment.author_ref.in_(bindparam("refs", expanding=True)),
+           Comment.status.in_([Status.APPROVED, Status.REJECTED]))
+    .group_by(Comment.author_ref, Comment.status)
+)
 
 
 @dataclass(frozen=True)
@@ -310,8 +320,7 @@ class ModerationService:
             return set()
         now = utcnow()
         with self._session(s) as s:
-            rows = s.execute(select(AuthorBan.author_ref, AuthorBan.until).where(
-                AuthorBan.author_ref.in_(refs), AuthorBan.lifted_at.is_(None))).all()
+            rows = s.execute(_BANS_AMONG, {"refs": list(refs)}).all()
         return {ref for ref, until in rows if until is None or _aware(until) > now}  # type: ignore[operator]
 
     def trusted_among(self, refs: set[str], s: Session | Connection | None = None) -> set[str]:
@@ -319,10 +328,7 @@ class ModerationService:
         if not refs:
             return set()
         with self._session(s) as s:
-            rows = s.execute(select(Comment.author_ref, Comment.status, func.count())
-                             .where(Comment.author_ref.in_(refs),
-                                    Comment.status.in_([Status.APPROVED, Status.REJECTED]))
-                             .group_by(Comment.author_ref, Comment.status)).all()
+            rows = s.execute(_STANDING_AMONG, {"refs": list(refs)}).all()
         approved: dict[str, int] = {}
         rejected: set[str] = set()
         for ref, status, n in rows:

@@ -59,6 +59,28 @@ class Accepted:
 
 
 _INSERT_COMMENT = insert(Comment.__table__)
+_INSERT_DECISION = insert(Decision.__table__)
+
+
+# The worker's statements, built once: building a statement with a dozen parameters costs
+# SQLAlchemy more (its cache key) than SQLite takes to run it for a lone comment.
+_COMMENTS = Comment.__table__
+_PENDING_ROWS = (
+    select(*_COMMENTS.c, Article.slug)
+    .join(Article, Article.id == _COMMENTS.c.article_id)
+    .where(_COMMENTS.c.id.in_(bindparam("ids", expanding=True)),
+           _COMMENTS.c.status == Status.PENDING)
+)
+# What an engine decision writes on the row: the engine's findings and the state change.
+_ENGINE_UPDATE_KEYS = ("findings", "scores", "policy_version", "masked_body", "published_body",
+                       "status", "priority", "rank", "categories", "decided_at", "version",
+                       "_id", "_version")
+_ENGINE_UPDATE = (
+    update(_COMMENTS)
+    .where(_COMMENTS.c.id == bindparam("_id"), _COMMENTS.c.version == bindparam("_version"),
+           _COMMENTS.c.status == Status.PENDING)
+    .values({k: bindparam(k) for k in _ENGINE_UPDATE_KEYS if not k.startswith("_")})
+)
 
 
 class _Changed(Exception):
@@ -330,7 +352,6 @@ class CommentService:
         events: list[tuple[str, dict[str, Any]]] = []
         updates: list[dict[str, Any]] = []
         decisions: list[dict[str, Any]] = []
-        table = Comment.__table__
         # A Core connection, not an ORM session: every statement here is Core, and a session's
         # own bookkeeping costs as much as the statements for a lone comment.
         with self.db.engine.begin() as s:
@@ -356,30 +377,21 @@ class CommentService:
                     policy_version=verdict.get("policy_version"),
                     slug=slug,
                 )
-                updates.append({**engine_values, **change.comment, "_id": row.id,
-                                "_version": row.version})
+                values = {**engine_values, **change.comment, "_id": row.id, "_version": row.version}
+                updates.append({k: values[k] for k in _ENGINE_UPDATE_KEYS})
                 decisions.append(change.decision)
                 events += change.events
                 decided.append(row.id)
             if updates:
-                s.execute(insert(Decision.__table__), decisions)
-                result = s.execute(
-                    update(table)
-                    .where(table.c.id == bindparam("_id"), table.c.version == bindparam("_version"),
-                           table.c.status == Status.PENDING)
-                    .values({k: bindparam(k) for k in updates[0] if not k.startswith("_")}),
-                    updates,
-                )
+                s.execute(_INSERT_DECISION, decisions)
+                result = s.execute(_ENGINE_UPDATE, updates)
                 if result.rowcount not in (-1, len(updates)):  # a row changed since it was read
                     raise _Changed()
         return decided, events
 
     @staticmethod
     def _pending_rows(s: Session | Connection, ids: list[str]) -> list[tuple[Any, str]]:
-        table = Comment.__table__
-        rows = s.execute(select(*table.c, Article.slug)
-                         .join(Article, Article.id == table.c.article_id)
-                         .where(table.c.id.in_(ids), table.c.status == Status.PENDING)).all()
+        rows = s.execute(_PENDING_ROWS, {"ids": ids}).all()
         return [(row, row.slug) for row in rows]
 
     def pending_batch(self, ids: list[str], s: Session | Connection | None = None) -> list[tuple[Any, str]]:
