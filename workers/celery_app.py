@@ -13,7 +13,6 @@ from services.config import Settings
 from services.logs import setup_logging
 
 
-
 def make_celery(settings: Settings | None = None) -> Celery:
     """A Celery app configured for reliability, with the moderation tasks registered."""
     settings = settings or Settings.from_env()
@@ -30,8 +29,8 @@ def make_celery(settings: Settings | None = None) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         # A worker process holds one message at a time: what waits stays in Redis, where new
-        # comments are packed into the waiting messages (services.api.queue), rather than in
-        # a worker's prefetch buffer, where nothing can join them.
+        # comments join the waiting batches (services.api.queue), rather than in a worker's
+        # prefetch buffer, where nothing can join them.
         worker_prefetch_multiplier=1,
         task_default_queue=settings.queue_name,
         task_routes={"moderation.*": {"queue": settings.queue_name}},

@@ -309,17 +309,17 @@ class ModerationService:
                     return True
         return False
 
-    def _session(self, s: Session | Connection | None) -> Any:
+    def _reading(self, s: Session | Connection | None) -> Any:
         """The caller's open session or connection, or a connection of our own."""
         return nullcontext(s) if s is not None else self.db.engine.connect()
 
     def banned_among(self, refs: set[str], s: Session | Connection | None = None) -> set[str]:
-        """Which of these authors are banned now (one query for a batch; in session `s` if
-        the caller has one open)."""
+        """Which of these authors are banned now (one query for a batch; on `s` if the caller
+        has a session or connection open)."""
         if not refs:
             return set()
         now = utcnow()
-        with self._session(s) as s:
+        with self._reading(s) as s:
             rows = s.execute(_BANS_AMONG, {"refs": list(refs)}).all()
         return {ref for ref, until in rows if until is None or _aware(until) > now}  # type: ignore[operator]
 
@@ -327,7 +327,7 @@ class ModerationService:
         """Which of these authors have N approved comments and none rejected."""
         if not refs:
             return set()
-        with self._session(s) as s:
+        with self._reading(s) as s:
             rows = s.execute(_STANDING_AMONG, {"refs": list(refs)}).all()
         approved: dict[str, int] = {}
         rejected: set[str] = set()

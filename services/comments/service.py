@@ -37,9 +37,9 @@ from .models import (
 
 log = logging.getLogger("triage.comments")
 
+Event = tuple[str, dict[str, Any]]
 # Sends the moderation task for a comment id (with the request id), and publishes the given
 # events in the same round trip to the broker.
-Event = tuple[str, dict[str, Any]]
 Dispatch = Callable[[str, str | None, Sequence[Event]], None]
 IDEMPOTENCY_SECONDS = 24 * 3600
 
@@ -200,9 +200,8 @@ class CommentService:
                 raise
             return earlier, False
         # Committed: a failed send leaves the comment pending for the sweeper, never lost.
-        self._dispatch(comment_id, request_id, [("comment.submitted", {
-            "id": comment_id, "article": slug, "status": Status.PENDING, "priority": "normal",
-            "categories": []})])
+        self._dispatch(comment_id, request_id, [(
+            "comment.submitted", event_payload(comment_id, slug, Status.PENDING, "normal", []))])
         return Accepted(comment_id, Status.PENDING), True
 
     def _replay(self, key_hash: str, fingerprint: str) -> Accepted | None:
@@ -464,9 +463,6 @@ class CommentService:
             return repo.latest_model_id(s, name)
 
     # -- events -------------------------------------------------------------------------------
-    def _emit(self, kind: str, c: Comment, slug: str) -> None:
-        self.emit_all([(kind, event_payload(c, slug))])
-
     def emit_all(self, events: list[tuple[str, dict[str, Any]]]) -> None:
         """Publish events after the commit that caused them."""
         if self.publisher is None or not events:
@@ -477,9 +473,11 @@ class CommentService:
             log.warning("event publish failed", extra={"events": len(events)})
 
 
-def event_payload(c: Comment, slug: str) -> dict[str, Any]:
-    return {"id": c.id, "article": slug, "status": c.status, "priority": c.priority,
-            "categories": list(c.categories or [])}
+def event_payload(comment_id: str, slug: str, status: str, priority: str,
+                  categories: Iterable[str]) -> dict[str, Any]:
+    """What every comment event carries: never the body, the author or anything private."""
+    return {"id": comment_id, "article": slug, "status": status, "priority": priority,
+            "categories": list(categories)}
 
 
 STATUS_EVENT = {
@@ -533,8 +531,7 @@ def plan_transition(
         "findings": list(c.findings or []), "scores": dict(c.scores or {}),
         "policy_version": policy_version or c.policy_version, "created_at": now,
     }
-    payload = {"id": c.id, "article": slug, "status": to_status, "priority": new_priority,
-               "categories": list(new_categories)}
+    payload = event_payload(c.id, slug, to_status, new_priority, new_categories)
     events: list[Event] = [(STATUS_EVENT[to_status], payload)]
     if to_status == Status.HELD and new_priority == "urgent":
         events.append(("comment.urgent", dict(payload)))

@@ -53,7 +53,6 @@ def test_spans_point_at_original_words(flt: SelfHarmFilter) -> None:
     assert any("goodbyes" in body[a:b] for a, b in f.spans)
 
 
-
 @pytest.mark.parametrize("body", [
     "I've counted the pills in the cabinet. It's enough.",
     "Standing on the balcony again, it's 9 floors down.",

@@ -652,27 +652,21 @@ class RuleMatcher:
                 by_trigger[t] = by_trigger.get(t, 0) | 1 << i
         for t, mask in by_trigger.items():
             self._index.setdefault(t[:2], []).append((t, mask))
-        self._word_rules: dict[str, int] = {}
         self._gates = LiteralGates(self._compiled)
         self._word_info: dict[str, int] = {}
 
     def _rules_for(self, w: str) -> int:
-        """Mask of the rules a text word lets run (memoised: the same words come back comment
-        after comment)."""
-        known = self._word_rules.get(w)
-        if known is None:
-            known = 0
-            for t, mask in self._index.get(w[:2], ()):
-                if w.startswith(t):
-                    known |= mask
-            if len(self._word_rules) > 50_000:
-                self._word_rules.clear()
-            self._word_rules[w] = known
+        """Mask of the rules a text word lets run."""
+        known = 0
+        for t, mask in self._index.get(w[:2], ()):
+            if w.startswith(t):
+                known |= mask
         return known
 
     def _word_bits(self, w: str) -> int:
-        """The rules a word lets run in the low bits, the gate clauses it meets above them: one
-        lookup and one OR per word and comment."""
+        """The rules a word lets run in the low bits, the gate clauses it meets above them,
+        memoised per word (the same words come back comment after comment): one lookup and one
+        OR per word and comment."""
         bits = self._rules_for(w) | self._gates._clauses_in(w) << len(self.rules)
         if len(self._word_info) > 50_000:
             self._word_info.clear()
@@ -836,10 +830,10 @@ class PhraseFilter:
         self._cue_gate = LiteralGates([self._cue[n] for n in self._cue_names],  # type: ignore[misc]
                                       max_cost=10.0)
 
-    def cue(self, name: str, s: str) -> bool:
-        """Does the cue slot occur in s."""
+    def cue(self, name: str, s: str, absent: frozenset[str] = frozenset()) -> bool:
+        """Does the cue slot occur in s (never, if it is among the comment's `absent` cues)."""
         rx = self._cue.get(name)
-        return bool(rx and rx.search(s))
+        return bool(rx and name not in absent and rx.search(s))
 
     def absent_cues(self, s: str) -> frozenset[str]:
         """Cues that cannot occur anywhere in the comment s."""
@@ -854,37 +848,37 @@ class PhraseFilter:
         f = r.flags
         if "keepneg" not in f:
             before = " ".join(words_before(s, start, self.neg_window))
-            if before and "NEG" not in absent and self.cue("NEG", " " + before + " "):
+            if before and self.cue("NEG", " " + before + " ", absent):
                 score *= self.neg_factor
                 why.append("negated")
         asks = (self.question_default and "keepq" not in f) or "q" in f
-        if asks and (is_question(s, start, end) or (
-                "QUESTION_FRAME" not in absent and self.cue("QUESTION_FRAME", clause_before(s, start)))):
+        if asks and (is_question(s, start, end)
+                     or self.cue("QUESTION_FRAME", clause_before(s, start), absent)):
             score *= self.question_factor
             why.append("question")
         if "keepquote" not in f and in_quotes(s, start, end):
             score *= self.quote_factor
             why.append("quoted")
-        if "keepframe" not in f and "FRAME" not in absent:
+        if "keepframe" not in f:
             a, _ = sentence_bounds(s, start, end)
-            if self.cue("FRAME", s[a:start]):
+            if self.cue("FRAME", s[a:start], absent):
                 score *= self.frame_factor
                 why.append("reported")
-        if "past" in f and "PAST" not in absent:
+        if "past" in f:
             a, b = sentence_bounds(s, start, end)
             sent = s[a:b]
-            if self.cue("PAST", sent) and not ("PRESENT" not in absent and self.cue("PRESENT", sent)):
+            if self.cue("PAST", sent, absent) and not self.cue("PRESENT", sent, absent):
                 score *= self.past_factor
                 why.append("past")
-        if "clinical" in f and "CLINICAL" not in absent and self.cue("CLINICAL", s):
+        if "clinical" in f and self.cue("CLINICAL", s, absent):
             score *= self.clinical_factor
             why.append("clinical")
-        if "hyper" in f and "HYPERBOLE" not in absent and self.cue("HYPERBOLE", s):
+        if "hyper" in f and self.cue("HYPERBOLE", s, absent):
             score *= self.hyper_factor
             why.append("hyperbole")
-        if "third" in f and "THIRD" not in absent:
+        if "third" in f:
             a, b = sentence_bounds(s, start, end)
-            if self.cue("THIRD", s[a:b]):
+            if self.cue("THIRD", s[a:b], absent):
                 score *= self.third_factor
                 why.append("someone else")
         return Scored(r.rule_id, score, (start, end), ",".join(why))
