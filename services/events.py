@@ -9,6 +9,8 @@ from typing import Any, Protocol
 
 CHANNEL = "triage:events"
 STREAM = "triage:events:stream"
+# Events the stream keeps for replay (trimmed approximately, as Redis trims cheaply).
+MAXLEN = 10000
 
 
 class Publisher(Protocol):
@@ -41,7 +43,7 @@ class InMemoryPublisher:
 class RedisPublisher:
     """Publishes to a pub/sub channel (live views) and a capped stream (replay by id)."""
 
-    def __init__(self, redis_url: str, maxlen: int = 10000) -> None:
+    def __init__(self, redis_url: str, maxlen: int = MAXLEN) -> None:
         import redis
 
         self.client = redis.Redis.from_url(redis_url)
@@ -56,10 +58,14 @@ class RedisPublisher:
         pipe.execute()
 
 
-def add_events(pipe: Any, events: Sequence[tuple[str, dict[str, Any]]], maxlen: int = 10000) -> None:
-    """Queue events on a Redis pipeline: the capped stream (replay) and the channel (live)."""
+def encode_events(events: Sequence[tuple[str, dict[str, Any]]]) -> list[str]:
+    """Events as the JSON text stored in the stream and sent on the channel."""
     now = time.time()
-    for kind, payload in events:
-        data = json.dumps({"type": kind, "at": now, "data": payload})
+    return [json.dumps({"type": kind, "at": now, "data": payload}) for kind, payload in events]
+
+
+def add_events(pipe: Any, events: Sequence[tuple[str, dict[str, Any]]], maxlen: int = MAXLEN) -> None:
+    """Queue events on a Redis pipeline: the capped stream (replay) and the channel (live)."""
+    for data in encode_events(events):
         pipe.xadd(STREAM, {"event": data}, maxlen=maxlen, approximate=True)
         pipe.publish(CHANNEL, data)

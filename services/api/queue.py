@@ -40,7 +40,7 @@ import redis
 from redis.exceptions import NoScriptError
 
 from ..config import Settings
-from ..events import add_events
+from ..events import CHANNEL, MAXLEN, STREAM, encode_events
 
 MODERATE_TASK = "moderation.moderate_comments"
 # Comments per batch at most: enough to amortise a message's cost, small enough that a batch
@@ -54,19 +54,27 @@ BATCH_TTL_SECONDS = 24 * 3600
 OPEN_SECONDS = 10
 _EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 
-# KEYS: open-batch pointer, queue. ARGV: id, key for a new batch, its message, MAX_IDS, TTL,
-# "1" to open a new batch whatever is open, seconds the pointer lives. Returns the number of
+# KEYS: open-batch pointer, queue, event stream. ARGV: id, key for a new batch, its message,
+# MAX_IDS, TTL, "1" to open a new batch whatever is open, seconds the pointer lives, the
+# stream's length, the event channel, then any events to publish (JSON). Returns the number of
 # ids in the batch that now holds this id (1: a new batch).
 JOIN = """
+local n
 local open = redis.call('GET', KEYS[1])
 if open and ARGV[6] ~= '1' and redis.call('LLEN', open) < tonumber(ARGV[4]) then
-  return redis.call('RPUSH', open, ARGV[1])
+  n = redis.call('RPUSH', open, ARGV[1])
+else
+  redis.call('RPUSH', ARGV[2], ARGV[1])
+  redis.call('EXPIRE', ARGV[2], tonumber(ARGV[5]))
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', tonumber(ARGV[7]))
+  redis.call('LPUSH', KEYS[2], ARGV[3])
+  n = 1
 end
-redis.call('RPUSH', ARGV[2], ARGV[1])
-redis.call('EXPIRE', ARGV[2], tonumber(ARGV[5]))
-redis.call('SET', KEYS[1], ARGV[2], 'EX', tonumber(ARGV[7]))
-redis.call('LPUSH', KEYS[2], ARGV[3])
-return 1
+for i = 10, #ARGV do
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], '*', 'event', ARGV[i])
+  redis.call('PUBLISH', ARGV[9], ARGV[i])
+end
+return n
 """
 
 # KEYS: open-batch pointer, the batch. Closes the batch (later comments open a new one) and
@@ -97,14 +105,12 @@ class Scripts:
         self.src = {"join": JOIN, "claim": CLAIM}
         self.sha = {name: hashlib.sha1(src.encode()).hexdigest() for name, src in self.src.items()}
 
-    def run(self, calls: list[tuple[str, tuple[Any, ...]]], extra: Any = None) -> list[Any]:
-        """Run (script, args) calls, then `extra(pipe)`'s commands, in one round trip; returns
-        the scripts' replies. Raises the first error."""
+    def run(self, calls: list[tuple[str, tuple[Any, ...]]]) -> list[Any]:
+        """Run (script, args) calls in one round trip; returns their replies. Raises the first
+        error."""
         pipe = self.client.pipeline(transaction=False)
         for name, args in calls:
             pipe.evalsha(self.sha[name], *args)
-        if extra is not None:
-            extra(pipe)
         replies = pipe.execute(raise_on_error=False)
         missing = [i for i, r in enumerate(replies[:len(calls)]) if isinstance(r, NoScriptError)]
         if missing:
@@ -119,6 +125,14 @@ class Scripts:
             if isinstance(r, Exception):
                 raise r
         return replies[:len(calls)]
+
+    def call(self, name: str, *args: Any) -> Any:
+        """Run one script in one round trip (no pipeline to build); returns its reply."""
+        try:
+            return self.client.evalsha(self.sha[name], *args)
+        except NoScriptError:
+            self.client.script_load(self.src[name])
+            return self.client.evalsha(self.sha[name], *args)
 
     def claim(self, queue: str, batch: str) -> list[str]:
         """Close `batch` and return its comment ids."""
@@ -185,22 +199,24 @@ class TaskSender:
         self.origin = f"{os.getpid()}@{socket.gethostname()}"
         self.scripts = Scripts(self.client)
 
-    def _join(self, comment_id: str, fresh: bool = False) -> tuple[str, tuple[Any, ...]]:
+    def _join(self, comment_id: str, fresh: bool = False,
+              events: Sequence[tuple[str, dict[str, Any]]] = ()) -> tuple[str, tuple[Any, ...]]:
         queue = self.settings.queue_name
         # The message a new batch would need is built every time (about 30 µs), though most
         # comments join an open batch: asking Redis first would cost a second round trip to
         # every comment that opens one, which an idle worker makes nearly every comment.
         batch = batch_key(queue)
         message = task_message(MODERATE_TASK, [], queue, self.origin, kwargs={"batch": batch})
-        return ("join", (2, open_batch_key(queue), queue, comment_id, batch, message, MAX_IDS,
-                         BATCH_TTL_SECONDS, "1" if fresh else "0", OPEN_SECONDS))
+        return ("join", (3, open_batch_key(queue), queue, STREAM, comment_id, batch, message,
+                         MAX_IDS, BATCH_TTL_SECONDS, "1" if fresh else "0", OPEN_SECONDS, MAXLEN,
+                         CHANNEL, *encode_events(events)))
 
     def moderate(self, comment_id: str, request_id: str | None = None,
                  events: Sequence[tuple[str, dict[str, Any]]] = ()) -> None:
-        """Queue `comment_id` for moderation and publish `events`, in one round trip; raises
+        """Queue `comment_id` for moderation and publish `events`, in one script call; raises
         if Redis does not take them. (The worker reads the request id from the comment's row.)"""
-        self.scripts.run([self._join(comment_id)],
-                         (lambda pipe: add_events(pipe, events)) if events else None)
+        name, args = self._join(comment_id, events=events)
+        self.scripts.call(name, *args)
 
     def moderate_many(self, comment_ids: Iterable[str], chunk: int = 500) -> int:
         """Queue many comments (the sweeper's re-sends, a bulk import); returns how many.

@@ -36,6 +36,31 @@ def test_post_is_accepted_committed_then_sent(client, service, dispatch):
     assert comment.body == "Thank you for this article."
 
 
+def test_a_new_comment_is_stored_as_the_orm_would_store_it(client, service):
+    """The pending row is written by a statement compiled once and run on the driver's cursor;
+    read back through the ORM, every column holds what the ORM itself would have written."""
+    import datetime as dt
+
+    from sqlalchemy import select
+
+    from services.comments.models import Comment
+
+    before = dt.datetime.now(dt.timezone.utc)
+    doc = post(client, {"author": "Ana", "body": "Zoë's «careful» piece 🙏", "email": "ana@example.org"}).get_json()
+    with service.db.session() as s:
+        c = s.get(Comment, doc["id"])
+        assert (c.author, c.body, c.email, c.status, c.priority, c.rank) == (
+            "Ana", "Zoë's «careful» piece 🙏", "ana@example.org", "pending", "normal", 1)
+        assert (c.categories, c.findings, c.scores, c.version, c.report_count) == ([], [], {}, 1, 0)
+        assert c.parent_id is None and c.decided_at is None and c.policy_version is None
+        assert c.author_ref and c.ip_hash and c.author_ref != c.ip_hash
+        created = c.created_at if c.created_at.tzinfo else c.created_at.replace(tzinfo=dt.timezone.utc)
+        assert before - dt.timedelta(seconds=1) <= created <= dt.datetime.now(dt.timezone.utc)
+        # Queries compare the stored JSON and timestamps as the ORM's own rows would be.
+        assert s.scalars(select(Comment.id).where(Comment.created_at >= before - dt.timedelta(seconds=1),
+                                                  Comment.status == "pending")).all() == [doc["id"]]
+
+
 def test_ids_are_random(client):
     ids = {post(client, {"author": "A", "body": f"hi {i}"}).get_json()["id"] for i in range(5)}
     assert len(ids) == 5

@@ -187,3 +187,28 @@ def test_after_a_purged_queue_new_comments_open_a_batch_of_their_own(
     batch = r.get(q.open_batch_key(queue_settings.queue_name))
     assert batch != lost and r.llen(queue_settings.queue_name) == 1
     assert [x.decode() for x in r.lrange(batch, 0, -1)] == [cid]
+
+
+def test_a_submitted_comment_is_queued_and_announced_in_one_script_call(live_service, queue_settings):
+    import redis
+
+    from services.api.queue import open_batch_key
+    from services.comments.service import NewComment
+    from services.events import CHANNEL, STREAM
+
+    r = redis.Redis.from_url(queue_settings.redis_url)
+    live = r.pubsub()
+    live.subscribe(CHANNEL)
+    wait_for(lambda: live.get_message(timeout=0.1), timeout=5)  # the subscribe confirmation
+    # Redis forgets scripts on a restart: the call loads its script again and goes through.
+    r.script_flush()
+    cid = live_service.submit(DEMO, NewComment(author="A", body="Announced and queued."))[0].id
+    batch = r.get(open_batch_key(queue_settings.queue_name)).decode()
+    assert [x.decode() for x in r.lrange(batch, 0, -1)] == [cid]
+    message = wait_for(lambda: live.get_message(timeout=0.1), timeout=5)
+    event = json.loads(message["data"])
+    assert event["type"] == "comment.submitted" and event["data"]["id"] == cid
+    assert event["data"]["status"] == "pending" and "body" not in event["data"]
+    [(_, fields)] = r.xrevrange(STREAM, count=1)
+    assert json.loads(fields[b"event"]) == event
+    live.close()
