@@ -248,7 +248,7 @@ class CommentService:
             "ip_hash": self.hash_ref("ip", ip) if ip else None, "report_count": 0, "version": 1,
             "request_id": request_id, "created_at": now, "decided_at": None,
         }
-        with self.db.engine.begin() as conn:
+        with self.db.writing() as conn:
             if new.parent_id is not None:
                 parent = conn.execute(
                     select(Comment.article_id, Comment.status).where(Comment.id == new.parent_id)
@@ -353,7 +353,7 @@ class CommentService:
         decisions: list[dict[str, Any]] = []
         # A Core connection, not an ORM session: every statement here is Core, and a session's
         # own bookkeeping costs as much as the statements for a lone comment.
-        with self.db.engine.begin() as s:
+        with self.db.writing() as s:
             rows = loaded if loaded is not None else self._pending_rows(s, list(verdicts))
             for row, slug in rows:
                 verdict = verdicts.get(row.id)

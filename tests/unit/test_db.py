@@ -1,0 +1,68 @@
+"""Writers of one SQLite file take turns on a lock shared by every process."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import text
+
+from services.db import Database, WriterLock
+
+
+def _write(url: str, started: Any, out: Any) -> None:
+    db = Database(url)
+    started.set()
+    with db.writing() as conn:
+        out.put(time.monotonic())
+        conn.execute(text("INSERT INTO t VALUES (2)"))
+
+
+def _take(lock: WriterLock, started: Any, out: Any) -> None:
+    started.set()
+    with lock.held():
+        out.put(time.monotonic())
+
+
+def _entered_after_release(ctx: Any, target: Any, args: tuple[Any, ...], hold: Any) -> None:
+    started, out = ctx.Event(), ctx.Queue()
+    with hold():
+        child = ctx.Process(target=target, args=(*args, started, out))
+        child.start()
+        assert started.wait(30)
+        time.sleep(0.3)
+        released = time.monotonic()
+    entered = out.get(timeout=30)
+    child.join(30)
+    assert child.exitcode == 0
+    assert entered >= released
+
+
+def test_a_writer_in_another_process_waits_for_the_one_writing(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    db = Database(url)
+    with db.engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (x INTEGER)"))
+
+    def hold():  # type: ignore[no-untyped-def]
+        return db.writing()
+
+    _entered_after_release(multiprocessing.get_context("spawn"), _write, (url,), hold)
+    with db.engine.connect() as conn:
+        assert [r[0] for r in conn.execute(text("SELECT x FROM t ORDER BY x"))] == [2]
+
+
+def test_a_forked_process_takes_the_lock_itself(tmp_path: Path) -> None:
+    # gunicorn and Celery fork their workers: a descriptor inherited from the parent would be
+    # the parent's lock, and the child would walk straight in while the parent holds it.
+    lock = WriterLock(str(tmp_path / "w.lock"))
+    with lock.held():
+        pass  # opened in this process before the fork
+    _entered_after_release(multiprocessing.get_context("fork"), _take, (lock,), lock.held)
+
+
+def test_only_a_sqlite_file_has_a_writer_lock(tmp_path: Path) -> None:
+    assert Database("sqlite:///:memory:").writer_lock is None
+    assert Database(f"sqlite:///{tmp_path / 'f.db'}").writer_lock is not None
