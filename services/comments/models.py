@@ -83,7 +83,7 @@ class Comment(Base):
     # so a moderator's approval publishes the masked text.
     masked_body: Mapped[str | None] = mapped_column(Text, nullable=True)
     # Salted hashes: who wrote it (email, else IP) and from where; never shown publicly.
-    author_ref: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    author_ref: Mapped[str | None] = mapped_column(String(64), nullable=True)
     ip_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     report_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     # Bumped by every decision; decisions are unique per (comment, version).
@@ -96,6 +96,9 @@ class Comment(Base):
         Index("ix_comments_public", "article_id", "status", "created_at", "id"),
         Index("ix_comments_status_created", "status", "created_at"),
         Index("ix_comments_queue", "status", "rank", "created_at", "id"),
+        # An author's standing (approved, rejected) is read for every batch: with the status
+        # in the index, it is a bounded look-up however many comments the author has.
+        Index("ix_comments_author_status", "author_ref", "status"),
     )
 
 

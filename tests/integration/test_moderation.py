@@ -193,6 +193,27 @@ def test_bans_and_trust(client, service, mod, keys):
     assert mod.is_trusted(good_ref)
 
 
+def test_standing_of_many_authors_is_read_at_once(client, service, mod):
+    from services.comments.service import author_ref
+
+    def author(name, approved, rejected=0, held=0):  # type: ignore[no-untyped-def]
+        email = f"{name}@example.org"
+        for i in range(approved + rejected + held):
+            cid = post(client, f"{name} {i}", email=email)
+            action = "publish" if i < approved else ("block" if i < approved + rejected else "hold")
+            engine(service, cid, action, categories=() if action == "publish" else ("spam",), masked="x")
+        return author_ref(service.salt, email, None)
+
+    steady = author("steady", approved=3)
+    prolific = author("prolific", approved=7, held=2)
+    once_rejected = author("rejected", approved=6, rejected=1)
+    newcomer = author("newcomer", approved=2, held=3)
+    unknown = "0" * 64
+    assert mod.trusted_among({steady, prolific, once_rejected, newcomer, unknown}) == {steady, prolific}
+    assert mod.trusted_among(set()) == set()
+    assert mod.is_trusted(prolific) and not mod.is_trusted(once_rejected) and not mod.is_trusted(None)
+
+
 def test_lists_are_admin_only_and_keep_a_history(client, keys):
     h = auth(keys["admin"])
     assert client.get("/v1/admin/lists/nope", headers=h).status_code == 404
