@@ -210,6 +210,9 @@ def test_standing_of_many_authors_is_read_at_once(client, service, mod):
     newcomer = author("newcomer", approved=2, held=3)
     unknown = "0" * 64
     assert mod.trusted_among({steady, prolific, once_rejected, newcomer, unknown}) == {steady, prolific}
+    # More authors than one statement reads: the rest are read by the next.
+    many = {author(f"once{i}", approved=1) for i in range(20)} | {author("late", approved=3)}
+    assert mod.trusted_among(many | {once_rejected}) == {author_ref(service.salt, "late@example.org", None)}
     assert mod.trusted_among(set()) == set()
     assert mod.is_trusted(prolific) and not mod.is_trusted(once_rejected) and not mod.is_trusted(None)
 
