@@ -9,7 +9,7 @@ import random
 import shutil
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -202,3 +202,43 @@ def run_load(base_url: str, method: str, path: str, **kw: Any) -> dict[str, Any]
     kw.pop("workdir", None)
     kw.pop("threads", None)
     return run_python(base_url, method, path, **kw)
+
+
+def merge_runs(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Several runs of one load as one: requests, errors and time added up. Percentiles do not
+    add up, so the merged latency is the median run's p50 and the worst run's p99 and max."""
+    seconds = sum(r["seconds"] for r in runs)
+    ok = sum(r["ok"] for r in runs)
+    errors: dict[str, int] = {}
+    for r in runs:
+        for k, v in r.get("errors", {}).items():
+            errors[k] = errors.get(k, 0) + int(v)
+    lat = [r.get("latency_us") or {} for r in runs]
+
+    def worst(key: str) -> float | None:
+        vals = [x[key] for x in lat if x.get(key) is not None]
+        return max(vals) if vals else None
+
+    p50s = sorted(x["p50"] for x in lat if x.get("p50") is not None)
+    return {
+        "tool": runs[0].get("tool") if runs else None,
+        "requests": sum(r.get("requests", 0) for r in runs), "ok": ok, "seconds": seconds,
+        "rps": ok / seconds if seconds > 0 else 0.0, "errors": errors,
+        "error_count": sum(r.get("error_count", 0) for r in runs),
+        "latency_us": {"p50": p50s[len(p50s) // 2] if p50s else None, "p99": worst("p99"),
+                       "max": worst("max")},
+        "rounds": [round(r["rps"], 1) for r in runs],
+    }
+
+
+def alternate(loads: dict[str, Callable[[float], dict[str, Any]]], seconds: float,
+              rounds: int) -> dict[str, dict[str, Any]]:
+    """Run the loads in turn, `rounds` times, each for `seconds / rounds`, and merge each
+    load's runs. A baseline and its measurement then share the machine's slow and fast spells
+    (these machines drift by a tenth and more within a minute), where back-to-back runs of a
+    whole `seconds` each put a spell on one side of the ratio only."""
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in loads}
+    for _ in range(rounds):
+        for name, run in loads.items():
+            runs[name].append(run(seconds / rounds))
+    return {name: merge_runs(r) for name, r in runs.items()}

@@ -2,8 +2,9 @@
 
 Phases, in order (the worker is frozen with SIGSTOP where its work would disturb a figure):
 classify in-process · 200 approved comments for the read test (also warms the worker) ·
-ingest and its baseline (worker frozen) · reads and their baseline · no-op tasks · the
-moderation pipeline · end-to-end latency at a steady 200 comments/s.
+ingest and its baseline, taking turns (worker frozen) · reads and their baseline, taking
+turns · no-op tasks · the moderation pipeline · end-to-end latency at a steady 200
+comments/s.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -31,7 +33,7 @@ import redis
 
 from ..config import ROOT, Settings
 from . import corpus as corpus_mod
-from .load import have_wrk, run_load
+from .load import alternate, have_wrk, run_load
 from .stack import RssSampler, Stack, free_port
 from .stats import (
     evaluate_targets,
@@ -515,6 +517,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--ingest-seconds", type=float, default=10)
     p.add_argument("--read-seconds", type=float, default=5)
     p.add_argument("--connections", type=int, default=32)
+    p.add_argument("--rounds", type=int, default=5,
+                   help="ingest and read loads alternate with their baselines this many times")
     p.add_argument("--pipeline-comments", type=int, default=10_000)
     p.add_argument("--e2e-rate", type=float, default=200)
     p.add_argument("--e2e-seconds", type=float, default=20)
@@ -624,13 +628,23 @@ def main(argv: list[str] | None = None) -> int:
         # Ingest: the worker is frozen so the API alone is measured; the backlog is purged.
         stack.pause("worker")
         bodies = [json.dumps(corpus.payload(b)) for _, b in corpus.mixed(4000)]
-        lk = dict(seconds=args.ingest_seconds, connections=args.connections, workdir=work)
-        progress(f"ingest baseline: POST /bench/echo, {args.connections} clients, {args.ingest_seconds:.0f} s")
-        echo = run_load(base, "POST", "/bench/echo", headers={"Content-Type": "application/json"},
-                        bodies=bodies, **lk)
-        progress(f"ingest: POST /v1/articles/…/comments, {args.connections} clients, {args.ingest_seconds:.0f} s")
-        ingest = run_load(base, "POST", f"/v1/articles/{settings.demo_article_slug}/comments",
-                          headers={"Content-Type": "application/json"}, bodies=bodies, **lk)
+        lk = dict(connections=args.connections, workdir=work)
+        json_type = {"Content-Type": "application/json"}
+        post_path = f"/v1/articles/{settings.demo_article_slug}/comments"
+
+        def load(label: str, method: str, path: str, **kw: Any) -> Callable[[float], dict[str, Any]]:
+            def run(seconds: float) -> dict[str, Any]:
+                progress(f"{label}, {args.connections} clients, {seconds:.0f} s")
+                return run_load(base, method, path, seconds=seconds, **kw, **lk)
+            return run
+
+        ingest_runs = alternate({
+            "echo": load("ingest baseline: POST /bench/echo", "POST", "/bench/echo",
+                         headers=json_type, bodies=bodies),
+            "post": load("ingest: POST /v1/articles/…/comments", "POST", post_path,
+                         headers=json_type, bodies=bodies),
+        }, args.ingest_seconds, args.rounds)
+        echo, ingest = ingest_runs["echo"], ingest_runs["post"]
         details["ingest"], details["ingest_baseline"] = ingest, echo
         results["ingest_rps"], results["ingest_baseline_rps"] = ingest["rps"], echo["rps"]
         details["ingest_purged"] = purge_queue(r, qname)
@@ -644,15 +658,13 @@ def main(argv: list[str] | None = None) -> int:
             inm_status, _, _ = http_json(base, "GET", read_path, headers={"If-None-Match": etag})
         details["read_check"] = {"status": status, "items": len((body or {}).get("items", [])),
                                  "etag": etag, "if_none_match_status": inm_status}
-        rk = dict(seconds=args.read_seconds, connections=args.connections, workdir=work)
-        progress(f"read baseline: GET /bench/hello, {args.read_seconds:.0f} s")
-        hello = run_load(base, "GET", "/bench/hello", **rk)
-        progress(f"read: GET {read_path}, {args.read_seconds:.0f} s")
-        read = run_load(base, "GET", read_path, **rk)
-        progress(f"read: same with If-None-Match ({'ETag ' + etag if etag else 'no ETag served'}), "
-                 f"{args.read_seconds:.0f} s")
-        read_inm = run_load(base, "GET", read_path,
-                            headers={"If-None-Match": etag or '"no-etag-served"'}, **rk)
+        read_runs = alternate({
+            "hello": load("read baseline: GET /bench/hello", "GET", "/bench/hello"),
+            "read": load(f"read: GET {read_path}", "GET", read_path),
+            "inm": load(f"read: same with If-None-Match ({'ETag ' + etag if etag else 'no ETag served'})",
+                        "GET", read_path, headers={"If-None-Match": etag or '"no-etag-served"'}),
+        }, args.read_seconds, args.rounds)
+        hello, read, read_inm = read_runs["hello"], read_runs["read"], read_runs["inm"]
         details["read_baseline"], details["read"], details["read_inm"] = hello, read, read_inm
         results["read_rps"], results["read_rps_inm"] = read["rps"], read_inm["rps"]
         results["read_baseline_rps"] = hello["rps"]
@@ -782,9 +794,11 @@ def notes_for(d: dict[str, Any]) -> list[str]:
     """How each figure was taken, in a few lines under the table."""
     out = []
     ing = d.get("ingest", {})
+    base = d.get("ingest_baseline", {})
     out.append(f"ingest: {d.get('tool')} -t2 -c32, bodies drawn from 4,000 varied comments; worker "
                f"frozen meanwhile; {ing.get('error_count', 0)} errors (baseline "
-               f"{d.get('ingest_baseline', {}).get('error_count', 0)}).")
+               f"{base.get('error_count', 0)}); {len(ing.get('rounds', []))} turns each, "
+               f"req/s by turn {_turns(ing)} (baseline {_turns(base)}).")
     p = d.get("pipeline", {})
     if p:
         mix = ", ".join(f"{k} {v}" for k, v in sorted(p.get("mix", {}).items()))
@@ -799,7 +813,9 @@ def notes_for(d: dict[str, Any]) -> list[str]:
                    "tasks left (rate over that time).")
     rc = d.get("read_check", {})
     out.append(f"read: page of 100 of 200 approved; ETag {'served' if rc.get('etag') else 'not served'}"
-               f", If-None-Match answered {rc.get('if_none_match_status') or '—'}.")
+               f", If-None-Match answered {rc.get('if_none_match_status') or '—'}; "
+               f"req/s by turn {_turns(d.get('read', {}))}, with If-None-Match "
+               f"{_turns(d.get('read_inm', {}))} (baseline {_turns(d.get('read_baseline', {}))}).")
     e = d.get("e2e", {})
     if e:
         dec = e.get("decided", {})
@@ -813,6 +829,10 @@ def notes_for(d: dict[str, Any]) -> list[str]:
                    "decision alone (DB created→decided) "
                    f"p50 {_ms(dec.get('p50_ms'))}, p99 {_ms(dec.get('p99_ms'))}.")
     return out
+
+
+def _turns(run: dict[str, Any]) -> str:
+    return " / ".join(f"{r:,.0f}" for r in run.get("rounds", [])) or "—"
 
 
 def _ms(v: float | None) -> str:

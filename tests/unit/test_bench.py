@@ -125,3 +125,24 @@ def test_dev_set_is_found_beside_the_repository(tmp_path):
     (data / "dev_comments.jsonl").write_text('{"body": "Hi there. Thanks!", "label": "ok"}\n')
     assert corpus_mod.load_dev_set(repo)[0]["label"] == "ok"
     assert corpus_mod.load_dev_set(tmp_path / "elsewhere" / "repo") == []
+
+
+def test_alternating_loads_take_turns_and_add_up():
+    from services.bench.load import alternate
+
+    order = []
+
+    def load(name, rps, p99):
+        def run(seconds):
+            order.append((name, seconds))
+            return {"tool": "wrk", "requests": rps * seconds, "ok": rps * seconds, "seconds": seconds,
+                    "rps": rps, "errors": {"status": 0, "read": 1}, "error_count": 1,
+                    "latency_us": {"p50": 100, "p99": p99 + len(order), "max": 1000}}
+        return run
+
+    out = alternate({"base": load("base", 100, 500), "post": load("post", 40, 900)}, 6, 3)
+    assert order == [("base", 2), ("post", 2)] * 3
+    assert out["base"]["ok"] == 600 and out["base"]["seconds"] == 6 and out["base"]["rps"] == 100
+    assert out["post"]["rps"] == 40 and out["post"]["rounds"] == [40, 40, 40]
+    assert out["post"]["errors"] == {"status": 0, "read": 3} and out["post"]["error_count"] == 3
+    assert out["post"]["latency_us"]["p99"] == 906 and out["post"]["latency_us"]["p50"] == 100
