@@ -6,7 +6,7 @@ import fcntl
 import os
 import threading
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +40,9 @@ class WriterLock:
     """Writers of one SQLite file, in every process, take turns on an flock.
 
     SQLite lets one writer in at a time, and a connection that finds the file locked sleeps
-    (1 ms, then 2, 5…) before it looks again: under concurrent posts about one in five
-    requests slept so, leaving the cores idle. A waiter on an flock is woken the moment the
-    lock is released."""
+    (1 ms, then 2, 5…) before it looks again: under concurrent posts about one post in five
+    slept so, 1.3 ms on average. A waiter on an flock is woken the moment the lock is
+    released."""
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -85,11 +85,8 @@ class Database:
     def writing(self) -> Iterator[Connection]:
         """A Core transaction for the hot writes (a new comment, a batch of decisions); on a
         SQLite file it first waits its turn among writers (see WriterLock)."""
-        if self.writer_lock is None:
-            with self.engine.begin() as conn:
-                yield conn
-            return
-        with self.writer_lock.held(), self.engine.begin() as conn:
+        turn = self.writer_lock.held() if self.writer_lock is not None else nullcontext()
+        with turn, self.engine.begin() as conn:
             yield conn
 
     @contextmanager

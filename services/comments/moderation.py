@@ -343,6 +343,8 @@ class ModerationService:
 
     def trusted_among(self, refs: set[str], s: Session | Connection | None = None) -> set[str]:
         """Which of these authors have N approved comments and none rejected."""
+        if not refs:
+            return set()
         order = sorted(refs)
         need = self.rules.trust_min_approved
         trusted: set[str] = set()
@@ -358,7 +360,7 @@ class ModerationService:
 
     def is_trusted(self, ref: str | None) -> bool:
         """N approved comments and none rejected."""
-        return bool(ref) and ref in self.trusted_among({ref})  # type: ignore[operator]
+        return ref is not None and ref in self.trusted_among({ref})
 
     # -- community reports ---------------------------------------------------------------------
     def report(self, comment_id: str, reason: str, reporter: str) -> dict[str, Any]:
