@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import threading
 from collections.abc import Iterator, Mapping
@@ -13,6 +14,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Table, create_engine, event, insert
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger("triage.db")
 
 
 def make_engine(url: str) -> Engine:
@@ -59,8 +62,18 @@ class WriterLock:
             # process opens its own (two threads racing here open two files, which exclude
             # each other as well).
             self._threads = threading.Lock()
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
             self._pid = os.getpid()
+            try:
+                # flock needs no write access: any process that may read the file can queue.
+                self._fd = os.open(self.path, os.O_RDONLY | os.O_CREAT, 0o644)
+            except OSError as exc:
+                # Only a speed-up: SQLite's own locking keeps writes correct without it.
+                self._fd = -1
+                log.warning("writer lock unavailable; SQLite's own locking only",
+                            extra={"path": self.path, "error": str(exc)})
+        if self._fd < 0:
+            yield
+            return
         with self._threads:
             fcntl.flock(self._fd, fcntl.LOCK_EX)
             try:

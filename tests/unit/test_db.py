@@ -66,3 +66,14 @@ def test_a_forked_process_takes_the_lock_itself(tmp_path: Path) -> None:
 def test_only_a_sqlite_file_has_a_writer_lock(tmp_path: Path) -> None:
     assert Database("sqlite:///:memory:").writer_lock is None
     assert Database(f"sqlite:///{tmp_path / 'f.db'}").writer_lock is not None
+
+
+def test_without_a_lock_file_writes_go_on_under_sqlites_own_locking(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'w.db'}")
+    assert db.writer_lock is not None
+    db.writer_lock.path = str(tmp_path / "missing" / "w.lock")  # a folder that is not there
+    with db.writing() as conn:
+        conn.execute(text("CREATE TABLE t (x INTEGER)"))
+        conn.execute(text("INSERT INTO t VALUES (1)"))
+    with db.writing() as conn:
+        assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 1
