@@ -351,37 +351,43 @@ class CommentService:
         events: list[tuple[str, dict[str, Any]]] = []
         updates: list[dict[str, Any]] = []
         decisions: list[dict[str, Any]] = []
-        # A Core connection, not an ORM session: every statement here is Core, and a session's
-        # own bookkeeping costs as much as the statements for a lone comment.
-        with self.db.writing() as s:
-            rows = loaded if loaded is not None else self._pending_rows(s, list(verdicts))
-            for row, slug in rows:
-                verdict = verdicts.get(row.id)
-                if verdict is None or row.status != Status.PENDING:
-                    continue
-                engine_values = {
-                    "findings": list(verdict.get("findings", [])),
-                    "scores": dict(verdict.get("scores", {})),
-                    "policy_version": verdict.get("policy_version"),
-                    "masked_body": verdict.get("masked_body"),
-                    "published_body": verdict.get("published_body"),
-                }
-                current = SimpleNamespace(**{**row._asdict(), **engine_values})
-                change = plan_transition(
-                    current, actor="engine", action=verdict["action"],
-                    to_status=ACTION_TO_STATUS[verdict["action"]],
-                    reason=verdict.get("reason") or ", ".join(verdict.get("categories", [])),
-                    priority=verdict.get("priority", "normal"),
-                    categories=list(verdict.get("categories", [])),
-                    policy_version=verdict.get("policy_version"),
-                    slug=slug,
-                )
-                values = {**engine_values, **change.comment, "_id": row.id, "_version": row.version}
-                updates.append({k: values[k] for k in _ENGINE_UPDATE_KEYS})
-                decisions.append(change.decision)
-                events += change.events
-                decided.append(row.id)
-            if updates:
+        # Rows not loaded by the caller are read outside the write: the update is guarded by
+        # each row's version and status, and what is planned here takes no writer's turn.
+        # (Core connections, not an ORM session: a session's bookkeeping costs as much as the
+        # statements for a lone comment.)
+        if loaded is None:
+            with self.db.engine.connect() as conn:
+                rows = self._pending_rows(conn, list(verdicts))
+        else:
+            rows = list(loaded)
+        for row, slug in rows:
+            verdict = verdicts.get(row.id)
+            if verdict is None or row.status != Status.PENDING:
+                continue
+            engine_values = {
+                "findings": list(verdict.get("findings", [])),
+                "scores": dict(verdict.get("scores", {})),
+                "policy_version": verdict.get("policy_version"),
+                "masked_body": verdict.get("masked_body"),
+                "published_body": verdict.get("published_body"),
+            }
+            current = SimpleNamespace(**{**row._asdict(), **engine_values})
+            change = plan_transition(
+                current, actor="engine", action=verdict["action"],
+                to_status=ACTION_TO_STATUS[verdict["action"]],
+                reason=verdict.get("reason") or ", ".join(verdict.get("categories", [])),
+                priority=verdict.get("priority", "normal"),
+                categories=list(verdict.get("categories", [])),
+                policy_version=verdict.get("policy_version"),
+                slug=slug,
+            )
+            values = {**engine_values, **change.comment, "_id": row.id, "_version": row.version}
+            updates.append({k: values[k] for k in _ENGINE_UPDATE_KEYS})
+            decisions.append(change.decision)
+            events += change.events
+            decided.append(row.id)
+        if updates:
+            with self.db.writing() as s:
                 s.execute(_INSERT_DECISION, decisions)
                 result = s.execute(_ENGINE_UPDATE, updates)
                 if result.rowcount not in (-1, len(updates)):  # a row changed since it was read
