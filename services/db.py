@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, create_engine, event, insert
 from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger("triage.db")
@@ -39,47 +40,61 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
 
 
+# Guards a WriterLock's opening in each process; keyed by pid so that a forked child never
+# inherits one held by a thread of its parent.
+_OPENING: dict[int, threading.Lock] = {}
+
+
 class WriterLock:
-    """Writers of one SQLite file, in every process, take turns on an flock.
+    """The hot writes (`Database.writing`) of one SQLite file, in every process, take turns
+    on an flock.
 
     SQLite lets one writer in at a time, and a connection that finds the file locked sleeps
     (1 ms, then 2, 5…) before it looks again: under concurrent posts about one post in five
     slept so, 1.3 ms on average. A waiter on an flock is woken the moment the lock is
-    released."""
+    released. Other writes (a moderator's decision, a report) wait in SQLite's own way."""
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._fd = -1
-        self._pid = 0
-        # An flock belongs to an open file, not a thread: a process's threads queue here first.
-        self._threads = threading.Lock()
+        # (pid, descriptor or -1, lock for this process's threads), replaced as a whole.
+        self._state: tuple[int, int, threading.Lock] | None = None
+
+    def _mine(self) -> tuple[int, int, threading.Lock]:
+        pid = os.getpid()
+        state = self._state
+        if state is not None and state[0] == pid:
+            return state
+        with _OPENING.setdefault(pid, threading.Lock()):
+            state = self._state
+            if state is not None and state[0] == pid:  # another thread opened it meanwhile
+                return state
+            if state is not None and state[1] >= 0:
+                # Inherited across fork: the parent's open file, so the parent's lock.
+                os.close(state[1])
+            try:
+                # flock needs no write access: any process that may read the file can queue.
+                fd = os.open(self.path, os.O_RDONLY | os.O_CREAT, 0o644)
+            except OSError as exc:
+                # Only a speed-up: SQLite's own locking keeps writes correct without it.
+                fd = -1
+                log.warning("writer lock unavailable; SQLite's own locking only",
+                            extra={"path": self.path, "error": str(exc)})
+            # An flock belongs to an open file, not a thread: threads queue on this first.
+            state = self._state = (pid, fd, threading.Lock())
+            return state
 
     @contextmanager
     def held(self) -> Iterator[None]:
-        if self._pid != os.getpid():
-            # After a fork: a descriptor inherited from the parent is the parent's open file,
-            # so the parent's lock, and the thread lock may have been copied while held. Each
-            # process opens its own (two threads racing here open two files, which exclude
-            # each other as well).
-            self._threads = threading.Lock()
-            self._pid = os.getpid()
-            try:
-                # flock needs no write access: any process that may read the file can queue.
-                self._fd = os.open(self.path, os.O_RDONLY | os.O_CREAT, 0o644)
-            except OSError as exc:
-                # Only a speed-up: SQLite's own locking keeps writes correct without it.
-                self._fd = -1
-                log.warning("writer lock unavailable; SQLite's own locking only",
-                            extra={"path": self.path, "error": str(exc)})
-        if self._fd < 0:
+        _, fd, threads = self._mine()
+        if fd < 0:
             yield
             return
-        with self._threads:
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        with threads:
+            fcntl.flock(fd, fcntl.LOCK_EX)
             try:
                 yield
             finally:
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
+                fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 class Database:
@@ -138,11 +153,18 @@ class RowInsert:
         self.processors = [(k, impls[k].bind_processor(dialect)) for k in self.keys]
 
     def run(self, conn: Connection, values: Mapping[str, Any]) -> None:
-        """Insert one row (every column given) inside `conn`'s transaction."""
+        """Insert one row (every column given) inside `conn`'s transaction; the driver's
+        errors come out as SQLAlchemy's (IntegrityError, OperationalError…), as from
+        `conn.execute`, so callers and the API's error mapping see no difference."""
         params = [proc(values[k]) if proc is not None else values[k]
                   for k, proc in self.processors]
+        args = params if self.positional else dict(zip(self.keys, params))
+        dialect = conn.dialect
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
-            cursor.execute(self.sql, params if self.positional else dict(zip(self.keys, params)))
+            cursor.execute(self.sql, args)
+        except dialect.loaded_dbapi.Error as err:
+            raise DBAPIError.instance(self.sql, args, err, dialect.loaded_dbapi.Error,
+                                      dialect=dialect) from err
         finally:
             cursor.close()

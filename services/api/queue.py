@@ -98,9 +98,10 @@ def batch_key(queue: str) -> str:
 
 
 class Scripts:
-    """Lua scripts called by SHA1 (EVALSHA) inside pipelines. redis-py's Script objects ask
-    Redis whether a script exists before every pipeline, a second round trip per comment;
-    here a script is loaded again only when Redis says it has forgotten it (a restart)."""
+    """Lua scripts called by SHA1 (EVALSHA), alone or many in a pipeline. redis-py's Script
+    objects ask Redis whether a script exists before every pipeline, a second round trip per
+    comment; here a script is loaded again only when Redis says it has forgotten it (a
+    restart)."""
 
     def __init__(self, client: redis.Redis) -> None:
         self.client = client

@@ -61,6 +61,21 @@ def test_a_new_comment_is_stored_as_the_orm_would_store_it(client, service):
                                                   Comment.status == "pending")).all() == [doc["id"]]
 
 
+def test_a_failed_insert_raises_sqlalchemys_error_like_any_statement(client, service):
+    # The API maps SQLAlchemy's errors (a database away: 503); the driver's own would be a 500.
+    import pytest
+    from sqlalchemy.exc import IntegrityError
+
+    from services.comments.models import Comment
+
+    doc = post(client, {"author": "Ana", "body": "First."}).get_json()
+    with service.db.session() as s:
+        row = {c.key: getattr(s.get(Comment, doc["id"]), c.key) for c in Comment.__table__.c}
+    with pytest.raises(IntegrityError):
+        with service.db.writing() as conn:
+            service._insert_comment.run(conn, row)  # the same id again
+
+
 def test_ids_are_random(client):
     ids = {post(client, {"author": "A", "body": f"hi {i}"}).get_json()["id"] for i in range(5)}
     assert len(ids) == 5

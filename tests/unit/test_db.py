@@ -77,3 +77,48 @@ def test_without_a_lock_file_writes_go_on_under_sqlites_own_locking(tmp_path: Pa
         conn.execute(text("INSERT INTO t VALUES (1)"))
     with db.writing() as conn:
         assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 1
+
+
+def test_threads_racing_to_open_the_lock_take_turns_and_leave_it_free(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    import fcntl
+    import os
+    import threading
+
+    lock = WriterLock(str(tmp_path / "w.lock"))
+    real_open, real_getpid = os.open, os.getpid
+
+    def slow(real: Any, pause: float) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            time.sleep(pause)  # widens the window in which threads find the lock unopened
+            return real(*args, **kwargs)
+        return call
+
+    monkeypatch.setattr(os, "open", slow(real_open, 0.05))
+    monkeypatch.setattr(os, "getpid", slow(real_getpid, 0.01))
+    inside, most, done = [0], [0], []
+    count = threading.Lock()
+
+    def write() -> None:
+        with lock.held():
+            with count:
+                inside[0] += 1
+                most[0] = max(most[0], inside[0])
+            time.sleep(0.05)
+            with count:
+                inside[0] -= 1
+            done.append(1)
+
+    threads = [threading.Thread(target=write, daemon=True) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    monkeypatch.undo()
+    assert len(done) == 4, "a thread is stuck waiting for a lock nobody will release"
+    assert most[0] == 1, "two writers were inside at once"
+    fd = os.open(str(tmp_path / "w.lock"), os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises if the lock was left held
+    finally:
+        os.close(fd)
