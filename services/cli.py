@@ -56,10 +56,16 @@ def migrate() -> None:
 
 @cli.command()
 def seed() -> None:
-    """Register the demo article (idempotent)."""
+    """Register the demo article and store the seed model if none is stored (idempotent)."""
+    from workers.runtime import store_seed_model
+
     settings = _settings()
-    _service(settings).add_article(settings.demo_article_slug, DEMO_TITLE)
+    service = _service(settings)
+    service.add_article(settings.demo_article_slug, DEMO_TITLE)
     click.echo(f"demo article: {settings.demo_article_slug}", err=True)
+    model_id = store_seed_model(service)
+    if model_id is not None:
+        click.echo(f"learned model {model_id} stored, from the shipped seed data", err=True)
 
 
 @cli.group()
