@@ -73,18 +73,18 @@ def build_engine(
     from . import model as model_mod
     from .pipeline import Engine
 
+    if service is not None:
+        # A database that no `triage seed` prepared: learn from the seed data once and store
+        # the result, so other processes load it instead of training again.
+        trained = store_seed_model(service)
+        if trained is not None:
+            log.info("engine trained the seed model", extra={"model_id": trained})
     stored = service.latest_model(MODEL_NAME) if service is not None else None
     if stored is not None:
         mdl = model_mod.load(stored[1])
         log.info("engine loaded stored model", extra={"model_id": stored[0]})
-    else:
-        # First start on this database: learn from the shipped seed data once and store the
-        # result, so other processes load it in milliseconds instead of training again.
-        blob = model_mod.train(model_mod.default_examples())
-        mdl = model_mod.load(blob)
-        if service is not None:
-            model_id = service.save_model(MODEL_NAME, blob, 0)
-            log.info("engine trained the seed model", extra={"model_id": model_id})
+    else:  # no database (`triage classify` on its own): the seed model, kept in memory
+        mdl = model_mod.load(model_mod.train(model_mod.default_examples()))
     engine = Engine(settings=policy_settings(settings), model=mdl)
     return with_lists(engine, lists or {})
 

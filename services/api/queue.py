@@ -115,7 +115,7 @@ class Scripts:
         for name, args in calls:
             pipe.evalsha(self.sha[name], *args)
         replies = pipe.execute(raise_on_error=False)
-        missing = [i for i, r in enumerate(replies[:len(calls)]) if isinstance(r, NoScriptError)]
+        missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
         if missing:
             for name in {calls[i][0] for i in missing}:
                 self.client.script_load(self.src[name])
@@ -127,7 +127,7 @@ class Scripts:
         for r in replies:
             if isinstance(r, Exception):
                 raise r
-        return replies[:len(calls)]
+        return replies
 
     def call(self, name: str, *args: Any) -> Any:
         """Run one script in one round trip (no pipeline to build); returns its reply."""

@@ -355,11 +355,7 @@ class CommentService:
         # each row's version and status, and what is planned here takes no writer's turn.
         # (Core connections, not an ORM session: a session's bookkeeping costs as much as the
         # statements for a lone comment.)
-        if loaded is None:
-            with self.db.engine.connect() as conn:
-                rows = self._pending_rows(conn, list(verdicts))
-        else:
-            rows = list(loaded)
+        rows = loaded if loaded is not None else self.pending_batch(list(verdicts))
         for row, slug in rows:
             verdict = verdicts.get(row.id)
             if verdict is None or row.status != Status.PENDING:
