@@ -50,6 +50,10 @@ class Settings:
     sweep_interval: int = field(
         default=30, metadata={"doc": "Seconds between sweeps that re-send pending comments."}
     )
+    enqueue_delay_ms: int = field(
+        default=5, metadata={"doc": "How long an accepted comment may wait in its API process to "
+                                    "share one Redis call with others (0: each request sends its own)."}
+    )
     sweep_grace: int = field(
         default=60, metadata={"doc": "A comment pending this long is sent to the queue again."}
     )

@@ -33,6 +33,11 @@ MODERATION_LATENCY = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))
 BATCH_SIZES = Histogram("triage_worker_batch_size", "Comments per worker batch",
                         buckets=(1, 2, 5, 10, 20, 50, 100, 200))
+ENQUEUE_SIZES = Histogram("triage_enqueue_batch_size",
+                          "Comments an API process handed to the queue in one Redis call",
+                          buckets=(1, 2, 5, 10, 20, 50, 100, 250))
+ENQUEUE_FAILURES = Counter("triage_enqueue_failures_total",
+                           "Comments left pending for the sweeper because Redis did not take them")
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 

@@ -37,6 +37,7 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         "errorlog": "-",
         "loglevel": settings.log_level.lower(),
         "child_exit": _child_exit,
+        "worker_exit": _worker_exit,
         # gunicorn's own lines in the same JSON shape as everything else.
         "logconfig_dict": {
             "version": 1,
@@ -58,6 +59,14 @@ def _child_exit(_server: Any, worker: Any) -> None:
     from .metrics import mark_dead
 
     mark_dead(worker.pid)
+
+
+def _worker_exit(_server: Any, worker: Any) -> None:
+    # Comments accepted in the last milliseconds go to the queue before the process ends (the
+    # sweeper would find them, but only after SWEEP_GRACE).
+    buffer = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("triage.send_buffer")
+    if buffer is not None:
+        buffer.flush()
 
 
 def serve(settings: Settings) -> None:

@@ -20,7 +20,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from ..comments.moderation import ModerationRules, ModerationService
 from . import moderation, ops, problems, public, ui
 from .limits import init_limits
-from .queue import TaskSender
+from .queue import SendBuffer, TaskSender
 
 
 def create_app(settings: Settings | None = None, *, service: CommentService | None = None) -> Flask:
@@ -36,8 +36,13 @@ def create_app(settings: Settings | None = None, *, service: CommentService | No
     if service is None:
         db = Database(settings.database_url)
         sender = TaskSender(settings)
+        dispatch = sender.moderate
+        if settings.enqueue_delay_ms > 0:
+            buffer = SendBuffer(sender.moderate_batch, settings.enqueue_delay_ms / 1000)
+            app.extensions["triage.send_buffer"] = buffer
+            dispatch = buffer.add
         service = CommentService(
-            db, dispatch=sender.moderate, redispatch_many=sender.moderate_many,
+            db, dispatch=dispatch, redispatch_many=sender.moderate_many,
             salt=settings.author_salt,
             publisher=InvalidatingPublisher(RedisPublisher(settings.redis_url), cache))
         app.extensions["triage.sender"] = sender

@@ -14,6 +14,8 @@ worker share a message:
   message's cost once per batch and loads and records a batch in one transaction.
 - Joining and closing are small scripts that Redis runs atomically, so an id is always either
   in a batch no worker has started, or in a new batch with its own message.
+- An API process does not make a round trip per comment: the comments it accepts within a
+  few milliseconds of each other join in one script call (`SendBuffer`).
 - The batch list is deleted only after its decisions are committed, and the message is
   acknowledged late, so a worker killed mid-batch leaves both behind, and kombu's restore of
   unacknowledged messages brings the whole batch back. A Redis that loses everything loses
@@ -31,9 +33,12 @@ import base64
 import hashlib
 import json
 import os
+import logging
 import socket
+import threading
+import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import redis
@@ -41,6 +46,10 @@ from redis.exceptions import NoScriptError
 
 from ..config import Settings
 from ..events import CHANNEL, MAXLEN, STREAM, encode_events
+from ..metrics import ENQUEUE_FAILURES, ENQUEUE_SIZES
+
+log = logging.getLogger("triage.queue")
+Event = tuple[str, dict[str, Any]]
 
 MODERATE_TASK = "moderation.moderate_comments"
 # Comments per batch at most: enough to amortise a message's and a transaction's cost (a
@@ -56,27 +65,44 @@ BATCH_TTL_SECONDS = 24 * 3600
 OPEN_SECONDS = 10
 _EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 
-# KEYS: open-batch pointer, queue, event stream. ARGV: id, key for a new batch, its message,
-# MAX_IDS, TTL, "1" to open a new batch whatever is open, seconds the pointer lives, the
-# stream's length, the event channel, then any events to publish (JSON). Returns the number of
-# ids in the batch that now holds this id (1: a new batch).
+# KEYS: open-batch pointer, queue, event stream. ARGV: MAX_IDS, TTL, "1" to open a new batch
+# whatever is open, seconds the pointer lives, the stream's length, the event channel, the
+# number of ids n, the number k of (key, message) pairs for new batches, then the n ids, the k
+# pairs, then any events to publish (JSON). Ids join the open batch while it has room, then
+# fill new batches in order. Returns how many new batches it opened.
 JOIN = """
-local n
-local open = redis.call('GET', KEYS[1])
-if open and ARGV[6] ~= '1' and redis.call('LLEN', open) < tonumber(ARGV[4]) then
-  n = redis.call('RPUSH', open, ARGV[1])
-else
-  redis.call('RPUSH', ARGV[2], ARGV[1])
-  redis.call('EXPIRE', ARGV[2], tonumber(ARGV[5]))
-  redis.call('SET', KEYS[1], ARGV[2], 'EX', tonumber(ARGV[7]))
-  redis.call('LPUSH', KEYS[2], ARGV[3])
-  n = 1
+local max, ttl, live = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[4])
+local n, k = tonumber(ARGV[7]), tonumber(ARGV[8])
+local first_pair, first_event = 9 + n, 9 + n + 2 * k
+local open, room = false, 0
+if ARGV[3] ~= '1' then
+  open = redis.call('GET', KEYS[1])
+  if open then room = max - redis.call('LLEN', open) end
 end
-for i = 10, #ARGV do
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[8], '*', 'event', ARGV[i])
-  redis.call('PUBLISH', ARGV[9], ARGV[i])
+local done, opened = 0, 0
+while done < n do
+  local fresh = room <= 0
+  if fresh then
+    if opened == k then return redis.error_reply('JOIN: too few new batches given') end
+    open = ARGV[first_pair + 2 * opened]
+    opened = opened + 1
+    room = max
+  end
+  local take = math.min(room, n - done)
+  redis.call('RPUSH', open, unpack(ARGV, 9 + done, 8 + done + take))
+  if fresh then
+    redis.call('EXPIRE', open, ttl)
+    redis.call('SET', KEYS[1], open, 'EX', live)
+    redis.call('LPUSH', KEYS[2], ARGV[first_pair + 2 * opened - 1])
+  end
+  done = done + take
+  room = room - take
 end
-return n
+for i = first_event, #ARGV do
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'event', ARGV[i])
+  redis.call('PUBLISH', ARGV[6], ARGV[i])
+end
+return opened
 """
 
 # KEYS: open-batch pointer, the batch. Closes the batch (later comments open a new one) and
@@ -202,38 +228,135 @@ class TaskSender:
         self.origin = f"{os.getpid()}@{socket.gethostname()}"
         self.scripts = Scripts(self.client)
 
-    def _join(self, comment_id: str, fresh: bool = False,
+    def _join(self, comment_ids: Sequence[str], fresh: bool = False,
               events: Sequence[tuple[str, dict[str, Any]]] = ()) -> tuple[str, tuple[Any, ...]]:
         queue = self.settings.queue_name
-        # The message a new batch would need is built every time (about 30 µs), though most
-        # comments join an open batch: asking Redis first would cost a second round trip to
-        # every comment that opens one, which an idle worker makes nearly every comment.
-        batch = batch_key(queue)
-        message = task_message(MODERATE_TASK, [], queue, self.origin, kwargs={"batch": batch})
-        return ("join", (3, open_batch_key(queue), queue, STREAM, comment_id, batch, message,
-                         MAX_IDS, BATCH_TTL_SECONDS, "1" if fresh else "0", OPEN_SECONDS, MAXLEN,
-                         CHANNEL, *encode_events(events)))
+        # The messages new batches would need are built every time (about 30 µs each), though
+        # ids mostly join an open batch: asking Redis first would cost a second round trip
+        # whenever one opens, which an idle worker makes nearly every time.
+        pairs: list[Any] = []
+        for _ in range(-(-len(comment_ids) // MAX_IDS)):  # enough for every id, whatever is open
+            batch = batch_key(queue)
+            pairs += [batch, task_message(MODERATE_TASK, [], queue, self.origin,
+                                          kwargs={"batch": batch})]
+        return ("join", (3, open_batch_key(queue), queue, STREAM, MAX_IDS, BATCH_TTL_SECONDS,
+                         "1" if fresh else "0", OPEN_SECONDS, MAXLEN, CHANNEL,
+                         len(comment_ids), len(pairs) // 2, *comment_ids, *pairs,
+                         *encode_events(events)))
 
     def moderate(self, comment_id: str, request_id: str | None = None,
                  events: Sequence[tuple[str, dict[str, Any]]] = ()) -> None:
         """Queue `comment_id` for moderation and publish `events`, in one script call; raises
         if Redis does not take them. (The worker reads the request id from the comment's row.)"""
-        name, args = self._join(comment_id, events=events)
-        self.scripts.call(name, *args)
+        self.moderate_batch([comment_id], events)
 
-    def moderate_many(self, comment_ids: Iterable[str], chunk: int = 500) -> int:
+    def moderate_batch(self, comment_ids: Sequence[str],
+                       events: Sequence[tuple[str, dict[str, Any]]] = ()) -> None:
+        """Queue many comments, in order, and publish `events`, in one script call; raises if
+        Redis does not take them."""
+        if comment_ids:
+            name, args = self._join(comment_ids, events=events)
+            self.scripts.call(name, *args)
+
+    def moderate_many(self, comment_ids: Iterable[str], chunk: int = 20) -> int:
         """Queue many comments (the sweeper's re-sends, a bulk import); returns how many.
 
         They go into new batches of their own: a re-send is for comments whose message may
         be lost, and the batch open now may be the one whose message was lost."""
         n = 0
         calls: list[tuple[str, tuple[Any, ...]]] = []
+        ids: list[str] = []
         for cid in comment_ids:
-            calls.append(self._join(cid, fresh=n % MAX_IDS == 0))
+            ids.append(cid)
             n += 1
-            if len(calls) == chunk:
-                self.scripts.run(calls)
-                calls = []
+            if len(ids) == MAX_IDS:
+                calls.append(self._join(ids, fresh=True))
+                ids = []
+                if len(calls) == chunk:
+                    self.scripts.run(calls)
+                    calls = []
+        if ids:
+            calls.append(self._join(ids, fresh=True))
         if calls:
             self.scripts.run(calls)
         return n
+
+
+# Guards a SendBuffer's start in each process; keyed by pid, as a forked child must start its
+# own thread and never inherit a lock held by a thread of its parent.
+_STARTING: dict[int, threading.Lock] = {}
+
+
+class SendBuffer:
+    """Comments this process accepted, handed to the queue together a few milliseconds later.
+
+    A Redis round trip costs a request more than its insert and commit; under load, the
+    comments an API process accepts within `delay` of each other share one script call (and
+    Redis runs one script instead of one each). Rows are committed before they are buffered,
+    so a process that dies with ids in its buffer loses no comment: they are still pending,
+    and the sweeper re-sends them. A daemon thread sends what has waited `delay`; a request
+    that finds `max_items` waiting sends them itself, and `flush()` sends what is left at exit.
+    """
+
+    def __init__(self, send: Callable[[Sequence[str], Sequence[Event]], None], delay: float,
+                 max_items: int = MAX_IDS) -> None:
+        self.send = send
+        self.delay = delay
+        self.max_items = max_items
+        self._pid = 0
+        self._cond = threading.Condition()
+        self._sending = threading.Lock()
+        self._ids: list[str] = []
+        self._events: list[Event] = []
+
+    def add(self, comment_id: str, request_id: str | None = None, events: Sequence[Event] = ()) -> None:
+        """Buffer a committed comment and its events (the same call as `TaskSender.moderate`)."""
+        if self._pid != os.getpid():
+            self._start()
+        with self._cond:
+            self._ids.append(comment_id)
+            self._events.extend(events)
+            waiting = len(self._ids)
+            if waiting == 1:
+                self._cond.notify()  # once per batch: the sender thread starts its wait
+        if waiting >= self.max_items:
+            self.flush()
+
+    def flush(self) -> int:
+        """Send what is buffered now, in one call; returns how many comments were sent.
+
+        A failed send is logged and counted; its comments stay pending for the sweeper."""
+        with self._sending:  # one send at a time keeps batches in order
+            with self._cond:
+                ids, events = self._ids, self._events
+                self._ids, self._events = [], []
+            if not ids:
+                return 0
+            try:
+                self.send(ids, events)
+            except Exception as exc:  # noqa: BLE001 - the sweeper re-sends; nothing is lost
+                ENQUEUE_FAILURES.inc(len(ids))
+                log.warning("enqueue failed, comments stay pending for the sweeper",
+                            extra={"count": len(ids), "comment_ids": ids[:10], "error": str(exc)})
+                return 0
+            ENQUEUE_SIZES.observe(len(ids))
+            return len(ids)
+
+    def _start(self) -> None:
+        pid = os.getpid()
+        with _STARTING.setdefault(pid, threading.Lock()):
+            if self._pid == pid:
+                return
+            # A forked child's copy of its parent's buffer is the parent's to send.
+            self._cond, self._sending = threading.Condition(), threading.Lock()
+            self._ids, self._events = [], []
+            threading.Thread(target=self._run, name="triage-send-buffer", daemon=True).start()
+            self._pid = pid
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._ids:
+                    self._cond.wait()
+            time.sleep(self.delay)
+            self.flush()

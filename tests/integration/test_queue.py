@@ -212,3 +212,115 @@ def test_a_submitted_comment_is_queued_and_announced_in_one_script_call(live_ser
     [(_, fields)] = r.xrevrange(STREAM, count=1)
     assert json.loads(fields[b"event"]) == event
     live.close()
+
+
+def test_many_ids_in_one_call_fill_the_open_batch_then_new_ones_in_order(live_service, queue_settings):
+    import base64
+
+    import redis
+
+    from services.api.queue import MAX_IDS, TaskSender, open_batch_key
+    from services.events import STREAM
+
+    r = redis.Redis.from_url(queue_settings.redis_url)
+    sender = TaskSender(queue_settings)
+    sender.moderate("first")
+    ids = [f"c{i}" for i in range(2 * MAX_IDS + 50)]
+    events = [("comment.submitted", {"id": c}) for c in ids[:3]]
+    sender.moderate_batch(ids, events)
+    raw = [json.loads(m) for m in reversed(r.lrange(queue_settings.queue_name, 0, -1))]
+    batches = [json.loads(base64.b64decode(m["body"]))[1]["batch"] for m in raw]
+    held = [[x.decode() for x in r.lrange(b, 0, -1)] for b in batches]
+    # The open batch takes what it has room for; the rest fill new batches, one message each.
+    assert [len(h) for h in held] == [MAX_IDS, MAX_IDS, 51]
+    assert [c for h in held for c in h] == ["first", *ids]
+    assert r.get(open_batch_key(queue_settings.queue_name)).decode() == batches[-1]
+    assert all(r.ttl(b) > 0 for b in batches)
+    announced = [json.loads(f[b"event"])["data"]["id"] for _, f in r.xrevrange(STREAM, count=3)]
+    assert announced == ids[:3][::-1]
+    # A re-send (the sweeper's) never joins the open batch: its message may be the lost one.
+    sender.moderate_many(["again"])
+    assert r.llen(queue_settings.queue_name) == 4
+    assert [x.decode() for x in r.lrange(batches[-1], 0, -1)][-1] == ids[-1]
+
+
+def _post_many(base: str, n: int, clients: int = 8) -> list[str]:
+    import threading
+
+    import requests
+
+    ids: list[str] = []
+    failures: list[int] = []
+
+    def run(chunk: range) -> None:
+        session = requests.Session()
+        for i in chunk:
+            r = session.post(base, json={"author": f"p{i % 13}", "body": f"Comment {i} about the nasal spray."},
+                             timeout=10)
+            if r.status_code == 202:
+                ids.append(r.json()["id"])
+            else:
+                failures.append(r.status_code)
+
+    threads = [threading.Thread(target=run, args=(range(j, n, clients),)) for j in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failures and len(ids) == n
+    return ids
+
+
+def test_comments_accepted_by_a_real_api_are_sent_together_and_each_decided_once(
+        queue_settings, service, process_factory, worker_factory):
+    from dataclasses import replace
+
+    import redis
+
+    from tests.conftest import free_port, wait_port
+    from tests.integration.test_faults import decided_once
+
+    port = free_port()
+    cfg = replace(queue_settings, port=port)
+    process_factory(cfg, "api", env={"PORT": str(port), "WEB_CONCURRENCY": "2"})
+    wait_port(port)
+    ids = _post_many(f"http://127.0.0.1:{port}{URL}", 300)
+    r = redis.Redis.from_url(queue_settings.redis_url)
+    # No worker yet: every accepted id reaches a batch within moments, each once, in fewer
+    # messages than comments.
+    def queued() -> list[str]:
+        import base64
+
+        msgs = [json.loads(m) for m in r.lrange(queue_settings.queue_name, 0, -1)]
+        batches = [json.loads(base64.b64decode(m["body"]))[1]["batch"] for m in msgs]
+        return [x.decode() for b in batches for x in r.lrange(b, 0, -1)]
+
+    wait_for(lambda: len(queued()) >= len(ids), timeout=10)
+    assert sorted(queued()) == sorted(ids)
+    worker_factory(concurrency=2)
+    wait_for(lambda: all(service.get(c)[0].status != "pending" for c in ids), timeout=90, interval=0.5)
+    decided_once(service, ids)
+
+
+def test_a_stopping_api_sends_what_it_buffered_before_it_exits(
+        queue_settings, service, process_factory, worker_factory):
+    from dataclasses import replace
+
+    import redis
+
+    from tests.conftest import free_port, wait_port
+
+    port = free_port()
+    cfg = replace(queue_settings, port=port)
+    # A delay no test waits out: only the exit can send these (beat is not running).
+    api = process_factory(cfg, "api", env={"PORT": str(port), "WEB_CONCURRENCY": "1",
+                                           "ENQUEUE_DELAY_MS": "600000"})
+    wait_port(port)
+    ids = _post_many(f"http://127.0.0.1:{port}{URL}", 20, clients=2)
+    r = redis.Redis.from_url(queue_settings.redis_url)
+    time.sleep(0.5)
+    assert r.llen(queue_settings.queue_name) == 0
+    api.stop()
+    assert r.llen(queue_settings.queue_name) == 1
+    worker_factory()
+    wait_for(lambda: all(service.get(c)[0].status != "pending" for c in ids), timeout=60, interval=0.5)
