@@ -43,6 +43,8 @@ def make_engine(url: str) -> Engine:
 # Guards a WriterLock's opening in each process; keyed by pid so that a forked child never
 # inherits one held by a thread of its parent.
 _OPENING: dict[int, threading.Lock] = {}
+# SQLite connections a forked child inherited (see Database._hot_connection).
+_INHERITED: list[Any] = []
 
 
 class WriterLock:
@@ -108,6 +110,7 @@ class Database:
         self.writer_lock: WriterLock | None = None
         if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
             self.writer_lock = WriterLock(f"{parsed.database}-writer.lock")
+        self._hot = threading.local()
 
     @contextmanager
     def writing(self) -> Iterator[Connection]:
@@ -116,6 +119,47 @@ class Database:
         turn = self.writer_lock.held() if self.writer_lock is not None else nullcontext()
         with turn, self.engine.begin() as conn:
             yield conn
+
+    def insert_committed(self, statement: RowInsert, values: Mapping[str, Any]) -> None:
+        """Insert one row through `statement` and commit it, as `writing()` would.
+
+        On a SQLite file this runs on a DBAPI connection kept by each thread, without
+        SQLAlchemy's pool checkout, Connection and Transaction: for the hottest write (a new
+        comment) those cost about as much as SQLite's insert and commit together. A SQLite
+        connection is a handle on a local file and cannot go stale, so nothing is lost by
+        skipping the pool. PostgreSQL keeps the pool, whose liveness check matters there."""
+        if self.writer_lock is None:
+            with self.writing() as conn:
+                statement.run(conn, values)
+            return
+        dialect = self.engine.dialect
+        raw = self._hot_connection()
+        with self.writer_lock.held():
+            try:
+                statement.run_dbapi(raw, dialect, values)
+                try:
+                    raw.commit()
+                except dialect.loaded_dbapi.Error as err:
+                    raise DBAPIError.instance("COMMIT", None, err, dialect.loaded_dbapi.Error,
+                                              dialect=dialect) from err
+            except BaseException:
+                raw.rollback()
+                raise
+
+    def _hot_connection(self) -> Any:
+        # Per thread, and per process: a connection must never be used across a fork.
+        mine = getattr(self._hot, "conn", None)
+        pid = os.getpid()
+        if mine is not None and mine[0] == pid:
+            return mine[1]
+        if mine is not None:
+            # Inherited across fork: closing it here could let SQLite checkpoint and remove
+            # the WAL under the parent's feet, so it is kept, unused, for the process's life.
+            _INHERITED.append(mine[1])
+        pooled = self.engine.raw_connection()  # runs the engine's connect hooks (PRAGMAs)
+        pooled.detach()  # ours for good: closed with the thread, never returned to the pool
+        self._hot.conn = (pid, pooled.dbapi_connection)
+        return pooled.dbapi_connection
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -156,11 +200,14 @@ class RowInsert:
         """Insert one row (every column given) inside `conn`'s transaction; the driver's
         errors come out as SQLAlchemy's (IntegrityError, OperationalError…), as from
         `conn.execute`, so callers and the API's error mapping see no difference."""
+        self.run_dbapi(conn.connection.dbapi_connection, conn.dialect, values)
+
+    def run_dbapi(self, dbapi_conn: Any, dialect: Dialect, values: Mapping[str, Any]) -> None:
+        """The same on a DBAPI connection (see `Database.insert_committed`)."""
         params = [proc(values[k]) if proc is not None else values[k]
                   for k, proc in self.processors]
         args = params if self.positional else dict(zip(self.keys, params))
-        dialect = conn.dialect
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        cursor = dbapi_conn.cursor()
         try:
             cursor.execute(self.sql, args)
         except dialect.loaded_dbapi.Error as err:

@@ -248,6 +248,10 @@ class CommentService:
             "ip_hash": self.hash_ref("ip", ip) if ip else None, "report_count": 0, "version": 1,
             "request_id": request_id, "created_at": now, "decided_at": None,
         }
+        if new.parent_id is None and not key_hash:
+            # The common case, a new thread without an idempotency key: one row, nothing read.
+            self.db.insert_committed(self._insert_comment, values)
+            return str(values["id"])
         with self.db.writing() as conn:
             if new.parent_id is not None:
                 parent = conn.execute(

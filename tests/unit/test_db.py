@@ -122,3 +122,75 @@ def test_threads_racing_to_open_the_lock_take_turns_and_leave_it_free(
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises if the lock was left held
     finally:
         os.close(fd)
+
+
+def _hot_table(tmp_path: Path) -> tuple[Database, Any]:
+    from sqlalchemy import Column, Integer, MetaData, String, Table
+
+    from services.db import RowInsert
+
+    table = Table("hot", MetaData(), Column("id", Integer, primary_key=True), Column("note", String))
+    db = Database(f"sqlite:///{tmp_path / 'hot.db'}")
+    table.metadata.create_all(db.engine)
+    return db, RowInsert(table, db.engine.dialect)
+
+
+def _rows(db: Database) -> list[tuple[int, str]]:
+    with db.engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(text("SELECT id, note FROM hot ORDER BY id"))]
+
+
+def test_a_hot_insert_is_committed_and_a_failed_one_leaves_the_connection_usable(tmp_path: Path) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    db, ins = _hot_table(tmp_path)
+    db.insert_committed(ins, {"id": 1, "note": "first"})
+    assert _rows(db) == [(1, "first")]  # seen by another connection: committed
+    try:
+        db.insert_committed(ins, {"id": 1, "note": "again"})
+        raise AssertionError("a duplicate key must fail")
+    except IntegrityError:
+        pass  # SQLAlchemy's error, as conn.execute would raise
+    db.insert_committed(ins, {"id": 2, "note": "after"})
+    assert _rows(db) == [(1, "first"), (2, "after")]
+    with db.writing() as conn:  # nothing left open: the lock and the file are free
+        conn.execute(text("INSERT INTO hot VALUES (3, 'core')"))
+    assert len(_rows(db)) == 3
+
+
+def test_threads_and_a_forked_child_each_insert_on_their_own_connection(tmp_path: Path) -> None:
+    import os
+    import threading
+
+    db, ins = _hot_table(tmp_path)
+    db.insert_committed(ins, {"id": 1, "note": "parent"})
+    errors: list[BaseException] = []
+
+    def insert(i: int) -> None:
+        try:
+            for k in range(20):
+                db.insert_committed(ins, {"id": 100 * i + k, "note": f"thread {i}"})
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=insert, args=(i,)) for i in (1, 2, 3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            db.insert_committed(ins, {"id": 9, "note": "child"})
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    db.insert_committed(ins, {"id": 10, "note": "parent again"})
+    rows = _rows(db)
+    assert len(rows) == 1 + 60 + 2 and (9, "child") in rows
+    with db.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA integrity_check")).scalar() == "ok"
