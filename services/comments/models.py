@@ -16,8 +16,11 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    literal_column,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.elements import ColumnElement
 
 
 def utcnow() -> dt.datetime:
@@ -59,6 +62,19 @@ class Article(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+# Pending comments stay out of the indexes that serve only decided ones (the public page, the
+# moderation queue, an author's standing): a new comment, the hottest insert, then updates three
+# b-trees instead of six. A query reaches these indexes by repeating this condition word for
+# word (`decided()`): SQLite uses a partial index only when the query's WHERE holds the index's
+# own terms, and a bound parameter (status = ?) proves nothing.
+DECIDED_WHERE = "status != 'pending'"
+
+
+def _decided_index(name: str, *columns: str) -> Index:
+    return Index(name, *columns, sqlite_where=text(DECIDED_WHERE),
+                 postgresql_where=text(DECIDED_WHERE))
+
+
 class Comment(Base):
     __tablename__ = "comments"
 
@@ -93,13 +109,18 @@ class Comment(Base):
     decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     __table_args__ = (
-        Index("ix_comments_public", "article_id", "status", "created_at", "id"),
+        _decided_index("ix_comments_public", "article_id", "status", "created_at", "id"),
         Index("ix_comments_status_created", "status", "created_at"),
-        Index("ix_comments_queue", "status", "rank", "created_at", "id"),
+        _decided_index("ix_comments_queue", "status", "rank", "created_at", "id"),
         # An author's standing (approved, rejected) is read for every batch: with the status
         # in the index, it is a bounded look-up however many comments the author has.
-        Index("ix_comments_author_status", "author_ref", "status"),
+        _decided_index("ix_comments_author_status", "author_ref", "status"),
     )
+
+
+def decided() -> ColumnElement[bool]:
+    """The partial indexes' condition, as queries must state it to use them (see DECIDED_WHERE)."""
+    return Comment.status != literal_column("'pending'")
 
 
 class Decision(Base):

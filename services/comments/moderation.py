@@ -30,6 +30,7 @@ from .models import (
     Report,
     Status,
     TrainingExample,
+    decided,
     utcnow,
 )
 from .service import CommentService, _aware, _iso, salted_hash, transition
@@ -61,10 +62,11 @@ def _standing_among(k: int) -> Select[Any]:
     for i in range(k):
         ref = bindparam(f"r{i}")
         approved = select(Comment.id).where(
-            Comment.author_ref == ref, Comment.status == Status.APPROVED
+            Comment.author_ref == ref, Comment.status == Status.APPROVED, decided()
         ).limit(bindparam("n")).subquery()
         columns.append(select(func.count()).select_from(approved).scalar_subquery())
-        columns.append(exists().where(Comment.author_ref == ref, Comment.status == Status.REJECTED))
+        columns.append(exists().where(Comment.author_ref == ref, Comment.status == Status.REJECTED,
+                                      decided()))
     return select(*columns)
 
 
@@ -181,6 +183,8 @@ class ModerationService:
         with self.db.session() as s:
             q = select(Comment, Article.slug).join(Article, Article.id == Comment.article_id)
             q = q.where(Comment.status == status)
+            if status != Status.PENDING:
+                q = q.where(decided())
             if priority:
                 q = q.where(Comment.priority == priority)
             if article:

@@ -7,7 +7,7 @@ import datetime as dt
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from .models import Article, Comment, LearnedModel, Status, TrainingExample
+from .models import Article, Comment, LearnedModel, Status, TrainingExample, decided
 
 
 def article_by_slug(session: Session, slug: str) -> Article | None:
@@ -18,7 +18,8 @@ def approved_page(
     session: Session, article_id: int, limit: int, after: tuple[dt.datetime, str] | None
 ) -> list[Comment]:
     """Approved comments oldest first, keyset-paginated on (created_at, id)."""
-    q = select(Comment).where(Comment.article_id == article_id, Comment.status == Status.APPROVED)
+    q = select(Comment).where(Comment.article_id == article_id, Comment.status == Status.APPROVED,
+                              decided())
     if after is not None:
         at, cid = after
         q = q.where(or_(Comment.created_at > at, and_(Comment.created_at == at, Comment.id > cid)))

@@ -263,3 +263,62 @@ def test_engine_batch_skips_a_comment_a_moderator_decided_after_it_was_read(clie
     # The moderator's decision stands and is the last word on it; one decision each.
     comment, _, last = service.get(ids[1])
     assert last.actor == "Ana" and comment.version == 2
+
+
+def test_no_read_of_comments_scans_the_table(client, service, mod, keys):
+    """Every query the service makes on comments finds its rows through an index, the partial
+    ones (decided comments only) included: SQLite uses those only when the query repeats
+    their condition, and a query that forgot it would quietly read the whole table."""
+    import re
+
+    from sqlalchemy import event
+
+    if service.db.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's query plans; PostgreSQL's depend on its statistics")
+    seen: list[tuple[str, object]] = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        if "comments" in statement and not statement.lstrip().upper().startswith(("INSERT", "PRAGMA")):
+            seen.append((statement, parameters))
+
+    event.listen(service.db.engine, "before_cursor_execute", capture)
+    try:
+        ids = [post(client, f"Comment {i} on the nasal spray.", author=f"R{i}", email=f"r{i}@example.org")
+               for i in range(6)]
+        engine(service, ids[0], "publish")
+        engine(service, ids[1], "publish")
+        engine(service, ids[2], "hold", priority="urgent", categories=["self_harm"])
+        engine(service, ids[3], "hold", categories=["medical"])
+        engine(service, ids[4], "block", categories=["spam"])
+        page = client.get(f"{URL}?limit=1").get_json()
+        assert client.get(f"{URL}?limit=1&cursor={page['next_cursor']}").status_code == 200
+        queue = client.get("/v1/moderation/queue?limit=1", headers=auth(keys["moderator"])).get_json()
+        assert queue["items"][0]["id"] == ids[2]
+        assert client.get(f"/v1/moderation/queue?limit=1&cursor={queue['next_cursor']}",
+                          headers=auth(keys["moderator"])).status_code == 200
+        assert client.get("/v1/moderation/queue?status=reported",
+                          headers=auth(keys["moderator"])).status_code == 200
+        mod.trusted_among({service.get(c)[0].author_ref for c in ids})
+        service.stale_pending(0)
+        client.post(f"/v1/comments/{ids[0]}/reports", json={"reason": "spam"})
+    finally:
+        event.remove(service.db.engine, "before_cursor_execute", capture)
+    # The reads that serve decided comments, each through its partial index.
+    expected = {"comments.article_id = ?": "ix_comments_public",
+                "ORDER BY comments.rank": "ix_comments_queue",
+                "comments.author_ref = ?": "ix_comments_author_status"}
+    found = {marker: 0 for marker in expected}
+    wrong = []
+    with service.db.engine.connect() as conn:
+        raw = conn.connection.dbapi_connection
+        for statement, parameters in seen:
+            plan = [row[3] for row in raw.execute(f"EXPLAIN QUERY PLAN {statement}", parameters or ())]
+            if any(re.search(r"\bSCAN comments\b(?! USING (COVERING )?INDEX)", p) for p in plan):
+                wrong.append((statement, plan))
+            for marker, index in expected.items():
+                if marker in statement:
+                    found[marker] += 1
+                    if not any(index in p for p in plan):
+                        wrong.append((statement, plan))
+    assert all(found.values()), found
+    assert wrong == []
