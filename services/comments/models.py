@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-import uuid
+import os
+import time
 from typing import Any
 
 from sqlalchemy import (
@@ -28,8 +29,16 @@ def utcnow() -> dt.datetime:
 
 
 def new_id() -> str:
-    """Random, unguessable id (UUID4 as 32 hex characters)."""
-    return uuid.uuid4().hex
+    """An unguessable id, a UUIDv7 (RFC 9562) as 32 hex characters: 74 random bits after the
+    time in milliseconds. Later ids sort after earlier ones, so a new comment's id goes to the
+    end of the primary-key index, where a random one would land on any of its pages (the
+    insert's costliest part once the index outgrows the cache). Python 3.14's uuid.uuid7 has
+    the same layout; 3.11 has none."""
+    ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = ((ms & (1 << 48) - 1) << 80 | 0x7 << 76 | (rand >> 68) << 64
+             | 0b10 << 62 | rand & ((1 << 62) - 1))
+    return f"{value:032x}"
 
 
 class Base(DeclarativeBase):

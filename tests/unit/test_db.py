@@ -194,3 +194,22 @@ def test_threads_and_a_forked_child_each_insert_on_their_own_connection(tmp_path
     assert len(rows) == 1 + 60 + 2 and (9, "child") in rows
     with db.engine.connect() as conn:
         assert conn.execute(text("PRAGMA integrity_check")).scalar() == "ok"
+
+
+def test_comment_ids_are_uuid7_unguessable_and_later_ones_sort_last() -> None:
+    import uuid
+
+    from services.comments.models import new_id
+
+    first = [new_id() for _ in range(2000)]
+    time.sleep(0.003)
+    later = new_id()
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in first)
+    parsed = uuid.UUID(later)
+    assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
+    assert abs(int(later[:12], 16) - time.time() * 1000) < 5000  # milliseconds since the epoch
+    assert later > max(first)
+    assert len(set(first)) == len(first)
+    # Ids of the same millisecond still differ in their random bits.
+    same_ms = [i for i in first if i[:12] == first[0][:12]]
+    assert len({i[13:] for i in same_ms}) == len(same_ms)
