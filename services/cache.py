@@ -5,12 +5,18 @@ Each article has a random "generation" token in Redis. Pages are cached under it
 derived from it, so a conditional GET is answered from one Redis read. Any event that changes
 the approved set replaces the token: old pages and ETags become unreachable at once, on every
 API process. A token lost with a Redis restart is simply replaced by a new one.
+
+An API process keeps the tokens it read. A replaced token is announced on a Redis channel, and
+a thread in each API process that reads drops its copy when it hears of it; while that thread
+is not subscribed (starting, Redis away), a kept token is trusted for 10 ms only.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import threading
 import time
 import uuid
 from typing import Any
@@ -28,26 +34,45 @@ PAGE_TTL = 300
 # serving a cached page; 10 ms of possible staleness after a decision is invisible to readers
 # and keeps the cost to at most 100 token reads a second per process and article.
 TOKEN_TTL = 0.010
+# How long a kept token is trusted while this process hears of replacements: only a lost
+# announcement (a dropped connection, before the thread notices) could leave it stale.
+HEARD_TOKEN_TTL = 1.0
+CHANGED_CHANNEL = "triage:gen:changed"
+
+
+_LISTENER_START = threading.Lock()
 
 
 class ReadCache:
-    def __init__(self, redis_url: str, token_ttl: float = TOKEN_TTL) -> None:
+    def __init__(self, redis_url: str, token_ttl: float = TOKEN_TTL,
+                 heard_token_ttl: float = HEARD_TOKEN_TTL) -> None:
+        self.redis_url = redis_url
         self.client = redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
         self.token_ttl = token_ttl
+        self.heard_token_ttl = heard_token_ttl
         self._tokens: dict[str, tuple[str, float]] = {}
+        # Bumped for every announcement heard: a token read while one arrived is not kept.
+        self._heard = 0
+        self._listening = False
+        self._listener_pid = 0
         self._pages: dict[tuple[str, str, int, str | None], bytes] = {}
+        self._etags: dict[tuple[str, int, str | None], str] = {}
 
     def _gen_key(self, slug: str) -> str:
         return f"triage:gen:{slug}"
 
     def generation(self, slug: str) -> str:
         """The article's current token (created if Redis has none)."""
+        if self._listener_pid != os.getpid():
+            self._start_listener()
         now = time.monotonic()
         known = self._tokens.get(slug)
         if known is not None and known[1] > now:
             return known[0]
+        heard, listening = self._heard, self._listening
         token = self._read_generation(slug)
-        self._tokens[slug] = (token, now + self.token_ttl)
+        if self._heard == heard:  # no replacement announced meanwhile
+            self._tokens[slug] = (token, now + (self.heard_token_ttl if listening else self.token_ttl))
         return token
 
     def _read_generation(self, slug: str) -> str:
@@ -58,10 +83,15 @@ class ReadCache:
             token = self.client.get(key)
         return token.decode() if isinstance(token, bytes) else str(token)
 
-    @staticmethod
-    def etag(token: str, limit: int, cursor: str | None) -> str:
+    def etag(self, token: str, limit: int, cursor: str | None) -> str:
+        known = self._etags.get((token, limit, cursor))
+        if known is not None:
+            return known
         digest = hashlib.sha1(f"{token}|{limit}|{cursor or ''}".encode()).hexdigest()[:20]
-        return f'W/"{digest}"'
+        if len(self._etags) > 1000:  # bounded, as the pages are
+            self._etags.clear()
+        tag = self._etags[(token, limit, cursor)] = f'W/"{digest}"'
+        return tag
 
     def get_page(self, slug: str, token: str, limit: int, cursor: str | None) -> bytes | None:
         # Pages under a token never change, so a copy in this process is as good as Redis's.
@@ -87,8 +117,61 @@ class ReadCache:
         return f"triage:page:{slug}:{token}:{limit}:{cursor or ''}"
 
     def invalidate(self, slug: str) -> None:
-        self.client.set(self._gen_key(slug), uuid.uuid4().hex)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.set(self._gen_key(slug), uuid.uuid4().hex)
+        pipe.publish(CHANGED_CHANNEL, slug)  # after the new token is in place
+        pipe.execute()
         self._tokens.pop(slug, None)
+
+    def _start_listener(self) -> None:
+        pid = os.getpid()
+        with _LISTENER_START:
+            if self._listener_pid == pid:
+                return
+            # A forked child inherits no thread, and its parent's tokens may be stale to it.
+            self._tokens.clear()
+            self._listening = False
+            threading.Thread(target=self._listen, name="triage-read-cache", daemon=True).start()
+            self._listener_pid = pid
+
+    def _listen(self) -> None:
+        """Drop kept tokens as their replacements are announced; reconnect when Redis is away."""
+        client = redis.Redis.from_url(self.redis_url, socket_connect_timeout=2,
+                                      health_check_interval=30)
+        delay = 0.1
+        while True:
+            pubsub = client.pubsub()
+            try:
+                pubsub.subscribe(CHANGED_CHANNEL)
+                while True:
+                    message = pubsub.get_message(timeout=5.0)
+                    if message is None:
+                        continue
+                    if message["type"] == "subscribe":
+                        # Anything announced before now was missed: start afresh.
+                        self._heard += 1
+                        self._tokens.clear()
+                        self._listening = True
+                        delay = 0.1
+                    elif message["type"] == "message":
+                        slug = message["data"].decode() if isinstance(message["data"], bytes) else str(message["data"])
+                        self._heard += 1
+                        self._tokens.pop(slug, None)
+            except Exception as exc:  # noqa: BLE001 - a listener must outlive Redis restarts
+                was = self._listening
+                self._listening = False
+                self._heard += 1
+                self._tokens.clear()
+                if was:
+                    log.warning("read cache stopped hearing token changes; kept tokens live 10 ms "
+                                "until it hears again", extra={"error": str(exc)})
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            finally:
+                try:
+                    pubsub.close()
+                except Exception:  # noqa: BLE001 - already broken
+                    pass
 
 
 class InvalidatingPublisher:

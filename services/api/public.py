@@ -113,7 +113,9 @@ def list_comments(slug: str) -> Response:
             cache = None  # Redis away: serve from the database, uncached
     if cache is not None and token is not None:
         etag = cache.etag(token, q.limit, q.cursor)
-        if request.if_none_match.contains_weak(etag[3:-1]):  # W/"tag" → tag
+        sent = request.headers.get("If-None-Match")
+        # A widget sends back the tag it was given, as is; any other form (a list, *) is parsed.
+        if sent is not None and (sent == etag or request.if_none_match.contains_weak(etag[3:-1])):
             return _cached(Response(status=304), etag)
         body = cache.get_page(slug, token, q.limit, q.cursor)
         if body is None:
