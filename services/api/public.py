@@ -13,7 +13,7 @@ from ..cache import ReadCache
 from ..comments.errors import Invalid
 from ..comments.models import Status
 from ..comments.service import CommentService, NewComment, _iso
-from .limits import author_key, limiter, post_author_limit, post_ip_limit, reports_limit
+from .limits import author_key, limited, limiter, post_author_limit, post_ip_limit, reports_limit
 from .problems import problem, validation_errors
 from .schemas import CommentIn, ListQuery, ReportIn
 
@@ -49,8 +49,7 @@ def _problem(exc: _Problem) -> Response:
 
 
 @bp.post("/v1/articles/<slug>/comments")
-@limiter.limit(post_ip_limit)
-@limiter.limit(post_author_limit, key_func=author_key)
+@limited(limiter.limit(post_ip_limit), limiter.limit(post_author_limit, key_func=author_key))
 def post_comment(slug: str) -> tuple[Response, int, dict[str, str]]:
     payload = json_body()
     if not isinstance(payload, dict):
@@ -139,7 +138,7 @@ def _cached(resp: Response, etag: str) -> Response:
 
 
 @bp.post("/v1/comments/<comment_id>/reports")
-@limiter.limit(reports_limit)
+@limited(limiter.limit(reports_limit))
 def report(comment_id: str) -> tuple[Response, int]:
     payload = json_body()
     try:

@@ -233,10 +233,14 @@ def test_rate_limits_answer_429_problem_with_retry_after(settings, service):
 
     from services.api import create_app
 
+    who = f"{uuid.uuid4().hex}@example.org"
+    unlimited = create_app(replace(settings, ratelimit_enabled=False, ratelimit_post_author="2 per minute"),
+                           service=service).test_client()
+    assert [unlimited.post(URL, json={"author": "A", "body": f"u{i}", "email": who}).status_code
+            for i in range(3)] == [202, 202, 202]
     limited = replace(settings, ratelimit_enabled=True, ratelimit_post_author="2 per minute",
                       ratelimit_post_ip="1000 per minute", ratelimit_auth_failures="2 per minute")
     client = create_app(limited, service=service).test_client()
-    who = f"{uuid.uuid4().hex}@example.org"
     codes = [client.post(URL, json={"author": "A", "body": f"n{i}", "email": who}).status_code
              for i in range(3)]
     assert codes == [202, 202, 429]
