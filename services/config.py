@@ -51,8 +51,9 @@ class Settings:
         default=30, metadata={"doc": "Seconds between sweeps that re-send pending comments."}
     )
     enqueue_delay_ms: int = field(
-        default=5, metadata={"doc": "How long an accepted comment may wait in its API process to "
-                                    "share one Redis call with others (0: each request sends its own)."}
+        default=10, metadata={"doc": "An API process hands accepted comments to the queue at most "
+                                     "once per this many ms, in one Redis call: at once when "
+                                     "quiet, batched when busy (0: each request sends its own)."}
     )
     sweep_grace: int = field(
         default=60, metadata={"doc": "A comment pending this long is sent to the queue again."}

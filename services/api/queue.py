@@ -294,8 +294,10 @@ class SendBuffer:
     comments an API process accepts within `delay` of each other share one script call (and
     Redis runs one script instead of one each). Rows are committed before they are buffered,
     so a process that dies with ids in its buffer loses no comment: they are still pending,
-    and the sweeper re-sends them. A daemon thread sends what has waited `delay`; a request
-    that finds `max_items` waiting sends them itself, and `flush()` sends what is left at exit.
+    and the sweeper re-sends them. A daemon thread sends at most once per `delay`: at once if
+    its last send is older than that (a quiet site waits for nothing), else when `delay` has
+    passed since it (a busy one sends what gathered meanwhile in one call). A request that
+    finds `max_items` waiting sends them itself, and `flush()` sends what is left at exit.
     """
 
     def __init__(self, send: Callable[[Sequence[str], Sequence[Event]], None], delay: float,
@@ -354,9 +356,13 @@ class SendBuffer:
             self._pid = pid
 
     def _run(self) -> None:
+        last = float("-inf")
         while True:
             with self._cond:
                 while not self._ids:
                     self._cond.wait()
-            time.sleep(self.delay)
+            wait = last + self.delay - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            last = time.monotonic()
             self.flush()
