@@ -87,16 +87,33 @@ class WriterLock:
 
     @contextmanager
     def held(self) -> Iterator[None]:
-        _, fd, threads = self._mine()
-        if fd < 0:
+        turn = self.acquire()
+        try:
             yield
-            return
-        with threads:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        finally:
+            self.release(turn)
+
+    def acquire(self) -> tuple[int, threading.Lock]:
+        """Wait for the turn; pass what it returns to `release` (for the hottest path, where a
+        generator-based context manager costs as much as the lock itself)."""
+        _, fd, threads = self._mine()
+        threads.acquire()
+        if fd >= 0:
             try:
-                yield
-            finally:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except BaseException:
+                threads.release()
+                raise
+        return fd, threads
+
+    @staticmethod
+    def release(turn: tuple[int, threading.Lock]) -> None:
+        fd, threads = turn
+        try:
+            if fd >= 0:
                 fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            threads.release()
 
 
 class Database:
@@ -134,17 +151,20 @@ class Database:
             return
         dialect = self.engine.dialect
         raw = self._hot_connection()
-        with self.writer_lock.held():
+        args = statement.params(values)  # before the turn: other writers wait less
+        turn = self.writer_lock.acquire()
+        try:
+            statement.execute_dbapi(raw, dialect, args)
             try:
-                statement.run_dbapi(raw, dialect, values)
-                try:
-                    raw.commit()
-                except dialect.loaded_dbapi.Error as err:
-                    raise DBAPIError.instance("COMMIT", None, err, dialect.loaded_dbapi.Error,
-                                              dialect=dialect) from err
-            except BaseException:
-                raw.rollback()
-                raise
+                raw.commit()
+            except dialect.loaded_dbapi.Error as err:
+                raise DBAPIError.instance("COMMIT", None, err, dialect.loaded_dbapi.Error,
+                                          dialect=dialect) from err
+        except BaseException:
+            raw.rollback()
+            raise
+        finally:
+            self.writer_lock.release(turn)
 
     def _hot_connection(self) -> Any:
         # Per thread, and per process: a connection must never be used across a fork.
@@ -204,9 +224,16 @@ class RowInsert:
 
     def run_dbapi(self, dbapi_conn: Any, dialect: Dialect, values: Mapping[str, Any]) -> None:
         """The same on a DBAPI connection (see `Database.insert_committed`)."""
+        self.execute_dbapi(dbapi_conn, dialect, self.params(values))
+
+    def params(self, values: Mapping[str, Any]) -> Any:
+        """The driver's parameters for a row: SQLAlchemy's bind processors applied."""
         params = [proc(values[k]) if proc is not None else values[k]
                   for k, proc in self.processors]
-        args = params if self.positional else dict(zip(self.keys, params))
+        return params if self.positional else dict(zip(self.keys, params))
+
+    def execute_dbapi(self, dbapi_conn: Any, dialect: Dialect, args: Any) -> None:
+        """Run the INSERT with parameters from `params` on a DBAPI connection."""
         cursor = dbapi_conn.cursor()
         try:
             cursor.execute(self.sql, args)
