@@ -43,6 +43,9 @@ def make_engine(url: str) -> Engine:
 # Guards a WriterLock's opening in each process; keyed by pid so that a forked child never
 # inherits one held by a thread of its parent.
 _OPENING: dict[int, threading.Lock] = {}
+# Hot inserts (about four log pages each) between two checkpoints of the hot connection:
+# about SQLite's own default of a checkpoint per 1000 pages.
+HOT_CHECKPOINT_EVERY = 256
 # SQLite connections a forked child inherited (see Database._hot_connection).
 _INHERITED: list[Any] = []
 
@@ -165,6 +168,11 @@ class Database:
             raise
         finally:
             self.writer_lock.release(turn)
+        self._hot.commits += 1
+        if self._hot.commits % HOT_CHECKPOINT_EVERY == 0:
+            # After the turn, not inside the commit: copying the log into the file (and its
+            # fsync) no longer keeps every other writer waiting. PASSIVE never blocks them.
+            raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
     def _hot_connection(self) -> Any:
         # Per thread, and per process: a connection must never be used across a fork.
@@ -178,8 +186,12 @@ class Database:
             _INHERITED.append(mine[1])
         pooled = self.engine.raw_connection()  # runs the engine's connect hooks (PRAGMAs)
         pooled.detach()  # ours for good: closed with the thread, never returned to the pool
-        self._hot.conn = (pid, pooled.dbapi_connection)
-        return pooled.dbapi_connection
+        raw = pooled.dbapi_connection
+        # Its commits leave the checkpoint to insert_committed, outside the writers' turn.
+        raw.execute("PRAGMA wal_autocheckpoint=0").fetchall()
+        self._hot.conn = (pid, raw)
+        self._hot.commits = 0
+        return raw
 
     @contextmanager
     def session(self) -> Iterator[Session]:

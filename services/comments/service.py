@@ -239,13 +239,15 @@ class CommentService:
         # The hottest write in the service: a plain dict through a statement compiled once,
         # not the unit of work (building an ORM object alone costs as much as the insert).
         now = utcnow()
+        ip_hash = self.hash_ref("ip", ip) if ip else None
         values = {
             "id": new_id(), "article_id": article_id, "parent_id": new.parent_id,
             "author": new.author, "email": new.email, "body": new.body, "published_body": None,
             "status": Status.PENDING, "priority": "normal", "rank": 1, "categories": [],
             "findings": [], "scores": {}, "policy_version": None, "masked_body": None,
-            "author_ref": author_ref(self.salt, new.email, ip),
-            "ip_hash": self.hash_ref("ip", ip) if ip else None, "report_count": 0, "version": 1,
+            # Without an email the author is known by the IP's hash: computed once for both.
+            "author_ref": author_ref(self.salt, new.email, None) or ip_hash,
+            "ip_hash": ip_hash, "report_count": 0, "version": 1,
             "request_id": request_id, "created_at": now, "decided_at": None,
         }
         if new.parent_id is None and not key_hash:

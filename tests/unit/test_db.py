@@ -213,3 +213,19 @@ def test_comment_ids_are_uuid7_unguessable_and_later_ones_sort_last() -> None:
     # Ids of the same millisecond still differ in their random bits.
     same_ms = [i for i in first if i[:12] == first[0][:12]]
     assert len({i[13:] for i in same_ms}) == len(same_ms)
+
+
+def test_the_hot_connection_checkpoints_every_so_many_inserts_itself(tmp_path: Path, monkeypatch: Any) -> None:
+    import services.db as dbmod
+
+    monkeypatch.setattr(dbmod, "HOT_CHECKPOINT_EVERY", 3)
+    db, ins = _hot_table(tmp_path)
+    db.insert_committed(ins, {"id": 0, "note": "opens the connection"})
+    raw = db._hot_connection()
+    assert raw.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0  # never inside a commit
+    statements: list[str] = []
+    raw.set_trace_callback(statements.append)
+    for i in range(1, 8):
+        db.insert_committed(ins, {"id": i, "note": "x"})
+    assert sum("wal_checkpoint(PASSIVE)" in s for s in statements) == 2  # after the 3rd and 6th
+    assert len(_rows(db)) == 8
