@@ -157,14 +157,12 @@ class Database:
         args = statement.params(values)  # before the turn: other writers wait less
         turn = self.writer_lock.acquire()
         try:
+            _run_control(raw, dialect, "BEGIN")
             statement.execute_dbapi(raw, dialect, args)
-            try:
-                raw.commit()
-            except dialect.loaded_dbapi.Error as err:
-                raise DBAPIError.instance("COMMIT", None, err, dialect.loaded_dbapi.Error,
-                                          dialect=dialect) from err
+            _run_control(raw, dialect, "COMMIT")
         except BaseException:
-            raw.rollback()
+            if raw.in_transaction:
+                raw.execute("ROLLBACK")
             raise
         finally:
             self.writer_lock.release(turn)
@@ -189,6 +187,9 @@ class Database:
         raw = pooled.dbapi_connection
         # Its commits leave the checkpoint to insert_committed, outside the writers' turn.
         raw.execute("PRAGMA wal_autocheckpoint=0").fetchall()
+        # Transactions by explicit BEGIN and COMMIT, which the driver keeps prepared; its own
+        # implicit ones parse "BEGIN" and "COMMIT" afresh for every transaction.
+        raw.isolation_level = None
         self._hot.conn = (pid, raw)
         self._hot.commits = 0
         return raw
@@ -209,6 +210,15 @@ class Database:
     def dispose(self) -> None:
         """Close pooled connections (after fork, at shutdown)."""
         self.engine.dispose()
+
+
+def _run_control(raw: Any, dialect: Dialect, sql: str) -> None:
+    """BEGIN or COMMIT on a DBAPI connection; the driver's errors come out as SQLAlchemy's."""
+    try:
+        raw.execute(sql)
+    except dialect.loaded_dbapi.Error as err:
+        raise DBAPIError.instance(sql, None, err, dialect.loaded_dbapi.Error,
+                                  dialect=dialect) from err
 
 
 class RowInsert:
