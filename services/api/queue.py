@@ -290,7 +290,7 @@ _STARTING: dict[int, threading.Lock] = {}
 class SendBuffer:
     """Comments this process accepted, handed to the queue together a few milliseconds later.
 
-    A Redis round trip costs a request more than its insert and commit; under load, the
+    A Redis round trip costs a request about as much as its insert and commit; under load, the
     comments an API process accepts within `delay` of each other share one script call (and
     Redis runs one script instead of one each). Rows are committed before they are buffered,
     so a process that dies with ids in its buffer loses no comment: they are still pending,

@@ -229,3 +229,28 @@ def test_the_hot_connection_checkpoints_every_so_many_inserts_itself(tmp_path: P
         db.insert_committed(ins, {"id": i, "note": "x"})
     assert sum("wal_checkpoint(PASSIVE)" in s for s in statements) == 2  # after the 3rd and 6th
     assert len(_rows(db)) == 8
+
+
+def test_a_checkpoint_that_cannot_run_does_not_fail_the_committed_insert(tmp_path: Path, monkeypatch: Any) -> None:
+    import os
+    import sqlite3
+
+    import services.db as dbmod
+
+    monkeypatch.setattr(dbmod, "HOT_CHECKPOINT_EVERY", 1)
+    db, ins = _hot_table(tmp_path)
+    db.insert_committed(ins, {"id": 0, "note": "opens the connection"})
+    raw = db._hot_connection()
+
+    class Busy:  # the connection, except that another process is checkpointing
+        def __getattr__(self, name: str) -> Any:
+            return getattr(raw, name)
+
+        def execute(self, sql: str, *args: Any) -> Any:
+            if "wal_checkpoint" in sql:
+                raise sqlite3.OperationalError("database is locked")
+            return raw.execute(sql, *args)
+
+    db._hot.conn = (os.getpid(), Busy())
+    db.insert_committed(ins, {"id": 1, "note": "committed all the same"})
+    assert (1, "committed all the same") in _rows(db)
