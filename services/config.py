@@ -51,9 +51,13 @@ class Settings:
         default=30, metadata={"doc": "Seconds between sweeps that re-send pending comments."}
     )
     enqueue_delay_ms: int = field(
-        default=10, metadata={"doc": "An API process hands accepted comments to the queue at most "
-                                     "once per this many ms, in one Redis call: at once when "
-                                     "quiet, batched when busy (0: each request sends its own)."}
+        default=10, metadata={"doc": "A busy API process hands accepted comments to the queue at "
+                                     "most once per this many ms, in one Redis call (0: each "
+                                     "request sends its own)."}
+    )
+    enqueue_busy_per_second: int = field(
+        default=400, metadata={"doc": "Comments a second above which an API process is busy and "
+                                      "batches them; below it, each is sent at once."}
     )
     sweep_grace: int = field(
         default=60, metadata={"doc": "A comment pending this long is sent to the queue again."}

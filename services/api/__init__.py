@@ -38,7 +38,8 @@ def create_app(settings: Settings | None = None, *, service: CommentService | No
         sender = TaskSender(settings)
         dispatch = sender.moderate
         if settings.enqueue_delay_ms > 0:
-            buffer = SendBuffer(sender.moderate_batch, settings.enqueue_delay_ms / 1000)
+            buffer = SendBuffer(sender.moderate_batch, settings.enqueue_delay_ms / 1000,
+                                busy_per_second=settings.enqueue_busy_per_second)
             app.extensions["triage.send_buffer"] = buffer
             dispatch = buffer.add
         service = CommentService(

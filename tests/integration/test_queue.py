@@ -314,15 +314,20 @@ def test_a_stopping_api_sends_what_it_buffered_before_it_exits(
 
     port = free_port()
     cfg = replace(queue_settings, port=port)
-    # A delay no test waits out: only the exit can send these (beat is not running).
+    # Busy from its first comment on, with a delay no test waits out: only the exit can send
+    # the later ones (beat is not running).
     api = process_factory(cfg, "api", env={"PORT": str(port), "WEB_CONCURRENCY": "1",
-                                           "ENQUEUE_DELAY_MS": "600000"})
+                                           "ENQUEUE_DELAY_MS": "600000",
+                                           "ENQUEUE_BUSY_PER_SECOND": "0"})
     wait_port(port)
-    ids = _post_many(f"http://127.0.0.1:{port}{URL}", 20, clients=2)
+    base = f"http://127.0.0.1:{port}{URL}"
+    ids = _post_many(base, 1, clients=1)
     r = redis.Redis.from_url(queue_settings.redis_url)
+    wait_for(lambda: len(_queued_ids(r, queue_settings.queue_name)) == 1, timeout=5, interval=0.05)
+    time.sleep(0.2)  # past the first measure of its rate
+    ids += _post_many(base, 19, clients=2)
     time.sleep(0.5)
-    # The first went at once (nothing had been sent for a while); the rest wait their turn.
-    assert len(_queued_ids(r, queue_settings.queue_name)) == 1
+    assert len(_queued_ids(r, queue_settings.queue_name)) == 1  # the rest wait their turn
     api.stop()
     assert sorted(_queued_ids(r, queue_settings.queue_name)) == sorted(ids)
     worker_factory()
