@@ -310,12 +310,13 @@ def test_a_stopping_api_sends_what_it_buffered_before_it_exits(
 
     import redis
 
+    from services.api.queue import RATE_WINDOW
     from tests.conftest import free_port, wait_port
 
     port = free_port()
     cfg = replace(queue_settings, port=port)
-    # Busy from its first comment on, with a delay no test waits out: only the exit can send
-    # the later ones (beat is not running).
+    # Busy as soon as it measures any rate, with a delay no test waits out: only the exit can
+    # send the later ones (beat is not running).
     api = process_factory(cfg, "api", env={"PORT": str(port), "WEB_CONCURRENCY": "1",
                                            "ENQUEUE_DELAY_MS": "600000",
                                            "ENQUEUE_BUSY_PER_SECOND": "0"})
@@ -324,7 +325,7 @@ def test_a_stopping_api_sends_what_it_buffered_before_it_exits(
     ids = _post_many(base, 1, clients=1)
     r = redis.Redis.from_url(queue_settings.redis_url)
     wait_for(lambda: len(_queued_ids(r, queue_settings.queue_name)) == 1, timeout=5, interval=0.05)
-    time.sleep(0.2)  # past the first measure of its rate
+    time.sleep(2 * RATE_WINDOW)  # past the first measure of its rate: busy from now on
     ids += _post_many(base, 19, clients=2)
     time.sleep(0.5)
     assert len(_queued_ids(r, queue_settings.queue_name)) == 1  # the rest wait their turn
