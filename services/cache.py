@@ -30,9 +30,10 @@ log = logging.getLogger("triage.cache")
 # Events after which readers of the article may see something different.
 VISIBILITY_EVENTS = {"comment.published", "comment.rejected", "comment.reported", "comment.held"}
 PAGE_TTL = 300
-# A process trusts the token it last read for this long. A Redis round trip costs more than
-# serving a cached page; 10 ms of possible staleness after a decision is invisible to readers
-# and keeps the cost to at most 100 token reads a second per process and article.
+# A process not (yet) hearing of replaced tokens trusts the one it last read for this long. A
+# Redis round trip costs more than serving a cached page; 10 ms of possible staleness after a
+# decision is invisible to readers and keeps the cost to at most 100 token reads a second per
+# process and article.
 TOKEN_TTL = 0.010
 # How long a kept token is trusted while this process hears of replacements: only a lost
 # announcement (a dropped connection, before the thread notices) could leave it stale.
@@ -154,7 +155,8 @@ class ReadCache:
                         self._listening = True
                         delay = 0.1
                     elif message["type"] == "message":
-                        slug = message["data"].decode() if isinstance(message["data"], bytes) else str(message["data"])
+                        data = message["data"]
+                        slug = data.decode() if isinstance(data, bytes) else str(data)
                         self._heard += 1
                         self._tokens.pop(slug, None)
             except Exception as exc:  # noqa: BLE001 - a listener must outlive Redis restarts

@@ -51,8 +51,8 @@ _INHERITED: list[Any] = []
 
 
 class WriterLock:
-    """The hot writes (`Database.writing`) of one SQLite file, in every process, take turns
-    on an flock.
+    """The hot writes (`Database.writing`, `Database.insert_committed`) of one SQLite file, in
+    every process, take turns on an flock.
 
     SQLite lets one writer in at a time, and a connection that finds the file locked sleeps
     (1 ms, then 2, 5…) before it looks again: under concurrent posts about one post in five
@@ -250,11 +250,7 @@ class RowInsert:
         """Insert one row (every column given) inside `conn`'s transaction; the driver's
         errors come out as SQLAlchemy's (IntegrityError, OperationalError…), as from
         `conn.execute`, so callers and the API's error mapping see no difference."""
-        self.run_dbapi(conn.connection.dbapi_connection, conn.dialect, values)
-
-    def run_dbapi(self, dbapi_conn: Any, dialect: Dialect, values: Mapping[str, Any]) -> None:
-        """The same on a DBAPI connection (see `Database.insert_committed`)."""
-        self.execute_dbapi(dbapi_conn, dialect, self.params(values))
+        self.execute_dbapi(conn.connection.dbapi_connection, conn.dialect, self.params(values))
 
     def params(self, values: Mapping[str, Any]) -> Any:
         """The driver's parameters for a row: SQLAlchemy's bind processors applied."""

@@ -7,6 +7,9 @@ import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+# An event: its kind ("comment.published"…) and its payload.
+Event = tuple[str, dict[str, Any]]
+
 CHANNEL = "triage:events"
 STREAM = "triage:events:stream"
 # Events the stream keeps for replay (trimmed approximately, as Redis trims cheaply).

@@ -205,6 +205,18 @@ def process_factory(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
+def api_factory(process_factory):  # type: ignore[no-untyped-def]
+    """Start a real gunicorn API (`triage api`) on a free port; returns it and its base URL."""
+    def make(settings: Settings, **env: str) -> tuple[ServiceProcess, str]:
+        port = free_port()
+        api = process_factory(replace(settings, port=port), "api", env={"PORT": str(port), **env})
+        wait_port(port)
+        return api, f"http://127.0.0.1:{port}"
+
+    return make
+
+
+@pytest.fixture
 def worker_factory(queue_settings: Settings, process_factory):  # type: ignore[no-untyped-def]
     def make(concurrency: int = 1, settings: Settings | None = None) -> ServiceProcess:
         return process_factory(settings or queue_settings, "worker", "-c", str(concurrency))

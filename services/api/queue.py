@@ -14,8 +14,8 @@ worker share a message:
   message's cost once per batch and loads and records a batch in one transaction.
 - Joining and closing are small scripts that Redis runs atomically, so an id is always either
   in a batch no worker has started, or in a new batch with its own message.
-- An API process does not make a round trip per comment: the comments it accepts within a
-  few milliseconds of each other join in one script call (`SendBuffer`).
+- A busy API process does not make a round trip per comment: the comments it accepts within
+  a few milliseconds of each other join in one script call (`SendBuffer`).
 - The batch list is deleted only after its decisions are committed, and the message is
   acknowledged late, so a worker killed mid-batch leaves both behind, and kombu's restore of
   unacknowledged messages brings the whole batch back. A Redis that loses everything loses
@@ -32,8 +32,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import logging
+import os
 import socket
 import threading
 import time
@@ -45,11 +45,10 @@ import redis
 from redis.exceptions import NoScriptError
 
 from ..config import Settings
-from ..events import CHANNEL, MAXLEN, STREAM, encode_events
+from ..events import CHANNEL, MAXLEN, STREAM, Event, encode_events
 from ..metrics import ENQUEUE_FAILURES, ENQUEUE_SIZES
 
 log = logging.getLogger("triage.queue")
-Event = tuple[str, dict[str, Any]]
 
 MODERATE_TASK = "moderation.moderate_comments"
 # Comments per batch at most: enough to amortise a message's and a transaction's cost (a
@@ -229,7 +228,7 @@ class TaskSender:
         self.scripts = Scripts(self.client)
 
     def _join(self, comment_ids: Sequence[str], fresh: bool = False,
-              events: Sequence[tuple[str, dict[str, Any]]] = ()) -> tuple[str, tuple[Any, ...]]:
+              events: Sequence[Event] = ()) -> tuple[str, tuple[Any, ...]]:
         queue = self.settings.queue_name
         # The messages new batches would need are built every time (about 30 µs each), though
         # ids mostly join an open batch: asking Redis first would cost a second round trip
@@ -245,13 +244,13 @@ class TaskSender:
                          *encode_events(events)))
 
     def moderate(self, comment_id: str, request_id: str | None = None,
-                 events: Sequence[tuple[str, dict[str, Any]]] = ()) -> None:
+                 events: Sequence[Event] = ()) -> None:
         """Queue `comment_id` for moderation and publish `events`, in one script call; raises
         if Redis does not take them. (The worker reads the request id from the comment's row.)"""
         self.moderate_batch([comment_id], events)
 
     def moderate_batch(self, comment_ids: Sequence[str],
-                       events: Sequence[tuple[str, dict[str, Any]]] = ()) -> None:
+                       events: Sequence[Event] = ()) -> None:
         """Queue many comments, in order, and publish `events`, in one script call; raises if
         Redis does not take them."""
         if comment_ids:

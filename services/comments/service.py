@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from ..db import Database, RowInsert
-from ..events import Publisher, publish_many
+from ..events import Event, Publisher, publish_many
 from . import repository as repo
 from .errors import Invalid, NotFound
 from .models import (
@@ -37,7 +37,6 @@ from .models import (
 
 log = logging.getLogger("triage.comments")
 
-Event = tuple[str, dict[str, Any]]
 # Sends the moderation task for a comment id (with the request id), and publishes the given
 # events in the same round trip to the broker.
 Dispatch = Callable[[str, str | None, Sequence[Event]], None]

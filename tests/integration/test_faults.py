@@ -204,12 +204,9 @@ def test_database_outage_answers_503_writes_nothing_half_and_recovers(settings, 
 @pytest.mark.parametrize("total", [pytest.param(800, id="800"),
                                    pytest.param(5000, id="5000", marks=pytest.mark.long)])
 def test_32_clients_retrying_with_idempotency_keys_lose_and_duplicate_nothing(
-        total, settings, service, process_factory):
-    port = free_port()
-    cfg = replace(settings, port=port)
-    process_factory(cfg, "api", env={"PORT": str(port), "WEB_CONCURRENCY": "2"})
-    wait_port(port)
-    base = f"http://127.0.0.1:{port}{URL}"
+        total, settings, service, api_factory):
+    _, root = api_factory(settings, WEB_CONCURRENCY="2")
+    base = f"{root}{URL}"
     keys = [uuid.uuid4().hex for _ in range(total)]
     answers: dict[str, set[str]] = {k: set() for k in keys}
     errors: list[str] = []

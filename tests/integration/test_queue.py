@@ -280,48 +280,36 @@ def _post_many(base: str, n: int, clients: int = 8) -> list[str]:
     return ids
 
 
-def test_comments_accepted_by_a_real_api_are_sent_together_and_each_decided_once(
-        queue_settings, service, process_factory, worker_factory):
-    from dataclasses import replace
-
+def test_comments_accepted_by_a_real_api_are_queued_once_and_each_decided_once(
+        queue_settings, service, api_factory, worker_factory):
     import redis
 
-    from tests.conftest import free_port, wait_port
     from tests.integration.test_faults import decided_once
 
-    port = free_port()
-    cfg = replace(queue_settings, port=port)
-    process_factory(cfg, "api", env={"PORT": str(port), "WEB_CONCURRENCY": "2"})
-    wait_port(port)
-    ids = _post_many(f"http://127.0.0.1:{port}{URL}", 300)
+    _, base = api_factory(queue_settings, WEB_CONCURRENCY="2")
+    ids = _post_many(f"{base}{URL}", 300)
     r = redis.Redis.from_url(queue_settings.redis_url)
-    # No worker yet: every accepted id reaches a batch within moments, each once, in fewer
-    # messages than comments.
+    # No worker yet: every accepted id reaches a batch within moments, each once, and the
+    # batches share messages.
     wait_for(lambda: len(_queued_ids(r, queue_settings.queue_name)) >= len(ids), timeout=10)
     assert sorted(_queued_ids(r, queue_settings.queue_name)) == sorted(ids)
+    assert r.llen(queue_settings.queue_name) < len(ids)
     worker_factory(concurrency=2)
     wait_for(lambda: all(service.get(c)[0].status != "pending" for c in ids), timeout=90, interval=0.5)
     decided_once(service, ids)
 
 
 def test_a_stopping_api_sends_what_it_buffered_before_it_exits(
-        queue_settings, service, process_factory, worker_factory):
-    from dataclasses import replace
-
+        queue_settings, service, api_factory, worker_factory):
     import redis
 
     from services.api.queue import RATE_WINDOW
-    from tests.conftest import free_port, wait_port
 
-    port = free_port()
-    cfg = replace(queue_settings, port=port)
     # Busy as soon as it measures any rate, with a delay no test waits out: only the exit can
     # send the later ones (beat is not running).
-    api = process_factory(cfg, "api", env={"PORT": str(port), "WEB_CONCURRENCY": "1",
-                                           "ENQUEUE_DELAY_MS": "600000",
-                                           "ENQUEUE_BUSY_PER_SECOND": "0"})
-    wait_port(port)
-    base = f"http://127.0.0.1:{port}{URL}"
+    api, root = api_factory(queue_settings, WEB_CONCURRENCY="1", ENQUEUE_DELAY_MS="600000",
+                            ENQUEUE_BUSY_PER_SECOND="0")
+    base = f"{root}{URL}"
     ids = _post_many(base, 1, clients=1)
     r = redis.Redis.from_url(queue_settings.redis_url)
     wait_for(lambda: len(_queued_ids(r, queue_settings.queue_name)) == 1, timeout=5, interval=0.05)
