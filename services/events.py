@@ -49,6 +49,7 @@ class RedisPublisher:
     def __init__(self, redis_url: str, maxlen: int = MAXLEN) -> None:
         import redis
 
+        self.redis_url = redis_url
         self.client = redis.Redis.from_url(redis_url)
         self.maxlen = maxlen
 
@@ -57,8 +58,13 @@ class RedisPublisher:
 
     def publish_many(self, events: list[tuple[str, dict[str, Any]]]) -> None:
         pipe = self.client.pipeline(transaction=False)
-        add_events(pipe, events, self.maxlen)
+        self.add_to(pipe, events)
         pipe.execute()
+
+    def add_to(self, pipe: Any, events: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """Queue `events` on a pipeline of the same Redis, for a caller with more to send in
+        the same round trip."""
+        add_events(pipe, events, self.maxlen)
 
 
 def encode_events(events: Sequence[tuple[str, dict[str, Any]]]) -> list[str]:

@@ -2,7 +2,7 @@
 
 The API queues each comment once, after its row is committed, and comments waiting for a
 worker share a batch (see `services.api.queue`): `moderation.moderate_comments(batch)`
-moderates up to a hundred comments with one query to load them and one transaction to record
+moderates up to `MAX_IDS` comments with one query to load them and one transaction to record
 the decisions. A message is acknowledged only after its batch has returned (acks_late), and
 the database's unique (comment, version) constraint keeps every comment to exactly one engine
 decision however often a message is delivered.
@@ -20,7 +20,7 @@ from celery.signals import worker_process_init
 from redis.exceptions import RedisError
 from sqlalchemy.exc import OperationalError
 
-from services.api.queue import MODERATE_TASK
+from services.api.queue import MODERATE_TASK, claimed_ttl
 from services.config import Settings
 
 from .runtime import Runtime
@@ -69,7 +69,8 @@ def register(app: Celery, settings: Settings) -> None:
         """Moderate the comments of one batch (see services.api.queue) still pending."""
         rt = runtime()
         try:
-            ids = rt.sender.scripts.claim(settings.queue_name, batch)
+            ids = rt.sender.scripts.claim(settings.queue_name, batch,
+                                          claimed_ttl(settings.visibility_timeout))
             decided = moderate_batch(rt, ids)
         except TRANSIENT as exc:
             # Nothing was recorded (one transaction) and the batch is kept: run it again
@@ -81,12 +82,7 @@ def register(app: Celery, settings: Settings) -> None:
             except Exception:  # noqa: BLE001 - the comments stay pending; the sweeper re-sends
                 pass
             return 0
-        # Decisions are committed: the batch has served. A message re-delivered after this
-        # finds it empty and does nothing.
-        try:
-            rt.redis.delete(batch)
-        except RedisError:  # left to expire; a re-delivery would find its comments decided
-            log.warning("batch not deleted", extra={"batch": batch})
+        # Decisions are committed; the batch expires by itself (see services.api.queue).
         return decided
 
     @app.task(name="moderation.moderate_comment", acks_late=True, ignore_result=True,

@@ -16,11 +16,13 @@ worker share a message:
   in a batch no worker has started, or in a new batch with its own message.
 - A busy API process does not make a round trip per comment: the comments it accepts within
   a few milliseconds of each other join in one script call (`SendBuffer`).
-- The batch list is deleted only after its decisions are committed, and the message is
-  acknowledged late, so a worker killed mid-batch leaves both behind, and kombu's restore of
-  unacknowledged messages brings the whole batch back. A Redis that loses everything loses
-  batches and messages alike; the comments are still pending in the database, where the
-  sweeper finds them.
+- A claimed batch is kept for two visibility timeouts (`claimed_ttl`) and then expires, and
+  the message is acknowledged late, so a worker killed mid-batch leaves both behind, and
+  kombu's restore of unacknowledged messages brings the whole batch back. A message that comes
+  back after its batch was served finds its comments decided and does nothing. (Nothing
+  deletes a served batch: that would cost every batch a round trip.) A Redis that loses
+  everything loses batches and messages alike; the comments are still pending in the
+  database, where the sweeper finds them.
 
 The message is Celery's task protocol 2 as kombu's Redis transport stores it, built here
 (`send_task` costs about 1.5 ms of a request's CPU in kombu's generic publish path).
@@ -104,18 +106,26 @@ end
 return opened
 """
 
-# KEYS: open-batch pointer, the batch. Closes the batch (later comments open a new one) and
-# returns its ids. Run again for a re-delivered message, it returns the same ids.
+# KEYS: open-batch pointer, the batch. ARGV: seconds the claimed batch is kept. Closes the
+# batch (later comments open a new one), sets it to expire, and returns its ids. Run again for
+# a re-delivered message, it returns the same ids and keeps them as long again.
 CLAIM = """
 if redis.call('GET', KEYS[1]) == KEYS[2] then
   redis.call('DEL', KEYS[1])
 end
+redis.call('EXPIRE', KEYS[2], ARGV[1])
 return redis.call('LRANGE', KEYS[2], 0, -1)
 """
 
 
 def open_batch_key(queue: str) -> str:
     return f"triage:batch-open:{queue}"
+
+
+def claimed_ttl(visibility_timeout: int) -> int:
+    """Seconds a claimed batch is kept: a message whose worker died comes back after one
+    visibility timeout (and the restore's interval) and claims it again."""
+    return 2 * visibility_timeout + 60
 
 
 def batch_key(queue: str) -> str:
@@ -162,9 +172,9 @@ class Scripts:
             self.client.script_load(self.src[name])
             return self.client.evalsha(self.sha[name], *args)
 
-    def claim(self, queue: str, batch: str) -> list[str]:
-        """Close `batch` and return its comment ids."""
-        ids = self.run([("claim", (2, open_batch_key(queue), batch))])[0]
+    def claim(self, queue: str, batch: str, keep_seconds: int) -> list[str]:
+        """Close `batch`, keep it `keep_seconds` more (for a re-delivery), return its ids."""
+        ids = self.call("claim", 2, open_batch_key(queue), batch, keep_seconds)
         return [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
 
 

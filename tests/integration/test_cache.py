@@ -50,3 +50,35 @@ def test_after_a_redis_restart_the_reader_hears_changes_again() -> None:
     finally:
         server.kill()
         server.wait(10)
+
+
+def test_a_decision_replaces_the_token_and_publishes_its_events_in_one_round_trip() -> None:
+    import json
+
+    import redis
+
+    from services.cache import InvalidatingPublisher
+    from services.events import CHANNEL, STREAM, RedisPublisher
+
+    slug = f"cache-{uuid.uuid4().hex[:8]}"
+    r = redis.Redis.from_url(REDIS_URL)
+    cache = ReadCache(REDIS_URL)
+    before = cache.generation(slug)
+    live = r.pubsub()
+    live.subscribe(CHANNEL)
+    wait_for(lambda: live.get_message(timeout=0.1) is not None, timeout=5)
+    inner = RedisPublisher(REDIS_URL)
+    calls = []
+    for client in (cache.client, inner.client):
+        real = client.pipeline
+        client.pipeline = lambda *a, _real=real, **k: calls.append(1) or _real(*a, **k)
+    last = r.xrevrange(STREAM, count=1)
+    InvalidatingPublisher(inner, cache).publish_many(
+        [("comment.published", {"id": "c1", "article": slug}), ("comment.note", {"id": "c1"})])
+    assert len(calls) == 1
+    assert cache.generation(slug) != before
+    newest = r.xrevrange(STREAM, count=2)
+    assert [json.loads(e[b"event"])["type"] for _, e in reversed(newest)] == [
+        "comment.published", "comment.note"] and newest != last
+    heard = wait_for(lambda: live.get_message(timeout=0.1), timeout=5)
+    assert json.loads(heard["data"])["type"] == "comment.published"

@@ -123,7 +123,7 @@ def test_waiting_comments_are_packed_into_shared_batches_and_each_decided_once(
 
     import redis
 
-    from services.api.queue import MAX_IDS, MODERATE_TASK
+    from services.api.queue import MAX_IDS, MODERATE_TASK, claimed_ttl
     from services.comments.service import NewComment
 
     r = redis.Redis.from_url(queue_settings.redis_url)
@@ -144,8 +144,10 @@ def test_waiting_comments_are_packed_into_shared_batches_and_each_decided_once(
     for cid in ids:
         comment, _, last = live_service.get(cid)
         assert last is not None and last.actor == "engine" and comment.version == 2
-    # Served batches are gone; a comment sent now opens a new batch and is decided alone.
-    wait_for(lambda: not any(r.exists(b) for b in batches), timeout=10)
+    # Served batches are kept only long enough for a re-delivery, then expire; a comment sent
+    # now opens a new batch and is decided alone.
+    keep = claimed_ttl(queue_settings.visibility_timeout)
+    assert all(0 < r.ttl(b) <= keep for b in batches)
     late = live_service.submit(DEMO, NewComment(author="late", body="A later comment, on its own."))[0].id
     wait_for(lambda: live_service.get(late)[0].status != "pending", timeout=30)
 
@@ -159,14 +161,17 @@ def test_a_batch_closes_when_a_worker_claims_it(live_service, queue_settings):
     r = redis.Redis.from_url(queue_settings.redis_url)
     first = live_service.submit(DEMO, NewComment(author="A", body="First of a batch."))[0].id
     batch = r.get(open_batch_key(queue_settings.queue_name)).decode()
-    assert Scripts(r).claim(queue_settings.queue_name, batch) == [first]
+    assert Scripts(r).claim(queue_settings.queue_name, batch, 60) == [first]
+    assert 0 < r.ttl(batch) <= 60
     # Claimed: the next comment opens a new batch with a message of its own.
     second = live_service.submit(DEMO, NewComment(author="B", body="Second, after the claim."))[0].id
     assert r.llen(queue_settings.queue_name) == 2
     newer = r.get(open_batch_key(queue_settings.queue_name)).decode()
     assert newer != batch and [x.decode() for x in r.lrange(newer, 0, -1)] == [second]
-    # A re-delivered message claims the same ids again.
-    assert Scripts(r).claim(queue_settings.queue_name, batch) == [first]
+    # A re-delivered message claims the same ids again, and keeps them as long again.
+    r.expire(batch, 5)
+    assert Scripts(r).claim(queue_settings.queue_name, batch, 60) == [first]
+    assert r.ttl(batch) > 5
 
 
 def test_after_a_purged_queue_new_comments_open_a_batch_of_their_own(
