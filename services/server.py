@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -37,6 +38,7 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         "errorlog": "-",
         "loglevel": settings.log_level.lower(),
         "child_exit": _child_exit,
+        "post_worker_init": _post_worker_init,
         "worker_exit": _worker_exit,
         # gunicorn's own lines in the same JSON shape as everything else.
         "logconfig_dict": {
@@ -59,6 +61,13 @@ def _child_exit(_server: Any, worker: Any) -> None:
     from .metrics import mark_dead
 
     mark_dead(worker.pid)
+
+
+def _post_worker_init(_worker: Any) -> None:
+    # What the app holds from now on (Flask, SQLAlchemy, pydantic, about 100,000 objects) lives
+    # as long as the process: out of the collector's sight, a full collection no longer walks
+    # it (one took 170 ms of a request's time under load here).
+    gc.freeze()
 
 
 def _worker_exit(_server: Any, worker: Any) -> None:

@@ -10,6 +10,7 @@ decision however often a message is delivered.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import time
@@ -63,6 +64,9 @@ def register(app: Celery, settings: Settings) -> None:
             runtime().engine.get()
         except Exception:  # noqa: BLE001 - a database not yet reachable: load on first use
             log.warning("engine warm-up failed; it loads on first use", exc_info=True)
+        # The engine and everything imported live as long as the process: kept out of the
+        # collector's sight, a full collection walks only what batches leave behind.
+        gc.freeze()
 
     @app.task(name=MODERATE_TASK, acks_late=True, ignore_result=True)
     def moderate_comments(batch: str) -> int:
