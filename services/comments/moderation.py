@@ -43,7 +43,7 @@ LABELS = {"ok", "spam", "profanity", "unsafe_medical", "self_harm", "harassment"
 REPORT_LABEL = {"spam": "spam", "abuse": "harassment", "misinformation": "unsafe_medical",
                 "self_harm": "self_harm"}
 
-# Asked for every batch the worker moderates, so built once (see service._PENDING_ROWS).
+# Asked for every batch the worker moderates, so built once (see service._BATCH_ROWS).
 _BANS_AMONG = select(AuthorBan.author_ref, AuthorBan.until).where(
     AuthorBan.author_ref.in_(bindparam("refs", expanding=True)), AuthorBan.lifted_at.is_(None))
 

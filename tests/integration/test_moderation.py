@@ -298,13 +298,17 @@ def test_no_read_of_comments_scans_the_table(client, service, mod, keys):
                           headers=auth(keys["moderator"])).status_code == 200
         assert client.get("/v1/moderation/queue?status=reported",
                           headers=auth(keys["moderator"])).status_code == 200
+        # The worker's batch: of six ids, the one still pending.
+        assert [c.id for c, _ in service.pending_batch(ids)] == [ids[5]]
         mod.trusted_among({service.get(c)[0].author_ref for c in ids})
         service.stale_pending(0)
         client.post(f"/v1/comments/{ids[0]}/reports", json={"reason": "spam"})
     finally:
         event.remove(service.db.engine, "before_cursor_execute", capture)
-    # The reads that serve decided comments, each through its partial index.
-    expected = {"comments.article_id = ?": "ix_comments_public",
+    # The reads that serve decided comments, each through its partial index; the worker's
+    # batch by its ids, whatever else is pending.
+    expected = {"comments.id IN (": "sqlite_autoindex_comments_1 (id=?)",
+                "comments.article_id = ?": "ix_comments_public",
                 "ORDER BY comments.rank": "ix_comments_queue",
                 "comments.author_ref = ?": "ix_comments_author_status"}
     found = {marker: 0 for marker in expected}
