@@ -315,27 +315,99 @@ def send_noops(settings: Settings, n: int) -> None:
     pipe.execute()
 
 
+def _get(conn: http.client.HTTPConnection, path: str,
+         hdrs: dict[str, str]) -> tuple[int, str | None, bytes] | None:
+    try:
+        conn.request("GET", path, headers=hdrs)
+        r = conn.getresponse()
+        return r.status, r.getheader("ETag"), r.read()
+    except (OSError, http.client.HTTPException):
+        conn.close()
+        return None
+
+
+def poll_visibility(host: str, port: int, inbox: Any, outbox: Any, stop: Any, unseen: Any,
+                    poll_interval: float) -> None:
+    """The widget-like poller of `measure_e2e`, in a process of its own (so the senders'
+    threads never hold it up): every `poll_interval` it asks for the pages of the articles
+    that still have comments on their way, with If-None-Match as a widget would, and notes
+    when each comment is first listed. `inbox` brings (slug, comment id, POST returned at)
+    batches; `unseen` is kept at the number still awaited; `outbox` gets what it saw.
+    Times are `time.perf_counter()`, the system's monotonic clock, shared by both processes."""
+    conn = http.client.HTTPConnection(host, port, timeout=10)
+    outbox.send("ready")
+    seen: dict[str, float] = {}
+    waiting: dict[str, dict[str, float]] = {}  # slug -> {comment id: POST returned at}
+    not_shown: list[str] = []
+    polls = Counter[str]()
+    etags: dict[str, str] = {}
+    last_check = time.perf_counter()
+    while not stop.is_set():
+        cycle = time.perf_counter()
+        while inbox.poll():
+            for slug, cid, t in inbox.recv():
+                if cid not in seen:
+                    waiting.setdefault(slug, {})[cid] = t
+        for slug in [s for s, w in waiting.items() if w]:
+            hdrs = {"If-None-Match": etags[slug]} if slug in etags else {}
+            got = _get(conn, f"/v1/articles/{slug}/comments?limit=100", hdrs)
+            if got is None:
+                polls["error"] += 1
+                continue
+            status, etag, data = got
+            t = time.perf_counter()
+            polls[str(status)] += 1
+            if status == 200:
+                if etag:
+                    etags[slug] = etag
+                for item in json.loads(data).get("items", []):
+                    seen.setdefault(item["id"], t)
+                    waiting.get(slug, {}).pop(item["id"], None)
+        if cycle - last_check > 0.5:
+            # Comments unseen for half a second: held or rejected ones are not waited for.
+            last_check = cycle
+            slow = [(s, c) for s, w in waiting.items() for c, t0 in w.items() if cycle - t0 > 0.5]
+            for slug, cid in slow:
+                got = _get(conn, f"/v1/comments/{cid}", {})
+                polls["status"] += 1
+                if got and got[0] == 200 and json.loads(got[2]).get("status") in ("held", "rejected"):
+                    not_shown.append(cid)
+                    waiting[slug].pop(cid, None)
+        unseen.value = sum(len(w) for w in waiting.values())
+        spare = poll_interval - (time.perf_counter() - cycle)
+        time.sleep(spare if spare > 0 else 0.0005)
+    outbox.send((seen, not_shown, dict(polls)))
+
+
 def measure_e2e(base: str, slugs: list[str], payloads: list[dict[str, Any]], rate: float,
                 seconds: float, window: int, tail: float, progress: Progress,
                 poll_interval: float = 0.005) -> dict[str, Any]:
     """Open-loop POSTs at `rate`/s; each comment's time from its POST returning to the read
     endpoint listing it. Comment i goes to article i // window, so one small page holds it.
 
-    A widget-like poller asks, every `poll_interval`, for the pages of the articles that still
-    have comments on their way (with If-None-Match, as a widget would). A comment unseen for a
-    while is looked up once by id: if the engine held or rejected it, it is not waited for."""
+    The poller (`poll_visibility`) runs in a process of its own: in this one, sixteen sender
+    threads take turns holding the interpreter, and a poller among them noticed a change only
+    when its turn came. A comment unseen for a while is looked up once by id: if the engine
+    held or rejected it, it is not waited for."""
+    import multiprocessing as mp
+
     host, port = base.split("//", 1)[1].split(":")
     n = int(rate * seconds)
     returned = [0.0] * n
     ids: list[str | None] = [None] * n
-    seen: dict[str, float] = {}
-    waiting: dict[str, dict[str, float]] = {}  # slug -> {comment id: POST returned at}
-    not_shown: set[str] = set()
     errors = Counter[str]()
-    polls = Counter[str]()
     todo: queue.Queue[int | None] = queue.Queue()
-    stop = threading.Event()
-    lock = threading.Lock()
+    ctx = mp.get_context("spawn")
+    inbox, to_poller = ctx.Pipe(duplex=False)
+    from_poller, outbox = ctx.Pipe(duplex=False)
+    stop, unseen = ctx.Event(), ctx.Value("i", 0)
+    poller = ctx.Process(target=poll_visibility, daemon=True,
+                         args=(host, int(port), inbox, outbox, stop, unseen, poll_interval))
+    poller.start()
+    # The clock starts once the poller is up (starting a process takes a good part of a second).
+    if not from_poller.poll(60) or from_poller.recv() != "ready":
+        raise RuntimeError("the end-to-end poller did not start")
+    notify = threading.Lock()  # one sender at a time on the pipe
     # An overloaded API falls behind the schedule; what is still unsent 2 s after the last
     # slot is dropped (and counted) so the phase keeps to its time.
     send_deadline = [float("inf")]
@@ -359,71 +431,17 @@ def measure_e2e(base: str, slugs: list[str], payloads: list[dict[str, Any]], rat
                 if r.status == 202:
                     cid = json.loads(data)["id"]
                     ids[i], returned[i] = cid, t
-                    with lock:
-                        if cid not in seen:
-                            waiting.setdefault(slug, {})[cid] = t
+                    with notify:
+                        to_poller.send([(slug, cid, t)])
                 else:
                     errors[f"post {r.status}"] += 1
             except (OSError, http.client.HTTPException) as exc:
                 errors[f"post {type(exc).__name__}"] += 1
                 conn.close()
 
-    def get(conn: http.client.HTTPConnection, path: str,
-            hdrs: dict[str, str]) -> tuple[int, str | None, bytes] | None:
-        try:
-            conn.request("GET", path, headers=hdrs)
-            r = conn.getresponse()
-            return r.status, r.getheader("ETag"), r.read()
-        except (OSError, http.client.HTTPException):
-            conn.close()
-            polls["error"] += 1
-            return None
-
-    def poller() -> None:
-        conn = http.client.HTTPConnection(host, int(port), timeout=10)
-        etags: dict[str, str] = {}
-        last_check = time.perf_counter()
-        while not stop.is_set():
-            cycle = time.perf_counter()
-            with lock:
-                active = [s for s, w in waiting.items() if w]
-            for slug in active:
-                hdrs = {"If-None-Match": etags[slug]} if slug in etags else {}
-                got = get(conn, f"/v1/articles/{slug}/comments?limit=100", hdrs)
-                if got is None:
-                    continue
-                status, etag, data = got
-                t = time.perf_counter()
-                polls[str(status)] += 1
-                if status == 200:
-                    if etag:
-                        etags[slug] = etag
-                    with lock:
-                        for item in json.loads(data).get("items", []):
-                            if item["id"] not in seen:
-                                seen[item["id"]] = t
-                            waiting.get(slug, {}).pop(item["id"], None)
-            if cycle - last_check > 0.5:
-                # Comments unseen for half a second: held or rejected ones are not waited for.
-                last_check = cycle
-                with lock:
-                    slow = [(s, c) for s, w in waiting.items() for c, t0 in w.items()
-                            if cycle - t0 > 0.5]
-                for slug, cid in slow:
-                    got = get(conn, f"/v1/comments/{cid}", {})
-                    polls["status"] += 1
-                    if got and got[0] == 200 and json.loads(got[2]).get("status") in ("held", "rejected"):
-                        with lock:
-                            not_shown.add(cid)
-                            waiting[slug].pop(cid, None)
-            spare = poll_interval - (time.perf_counter() - cycle)
-            time.sleep(spare if spare > 0 else 0.0005)
-
     senders = [threading.Thread(target=sender, daemon=True) for _ in range(16)]
-    poll_thread = threading.Thread(target=poller, daemon=True)
     for t in senders:
         t.start()
-    poll_thread.start()
     t0 = time.perf_counter()
     send_deadline[0] = t0 + seconds + 2.0
     for i in range(n):
@@ -433,34 +451,41 @@ def measure_e2e(base: str, slugs: list[str], payloads: list[dict[str, Any]], rat
         todo.put(i)
         if i % rate == 0:
             progress(f"e2e: {rate:.0f} comments/s, {i / rate:4.1f}/{seconds:.0f} s, "
-                     f"{len(seen):,} visible", quiet=True)
+                     f"{unseen.value:,} on their way", quiet=True)
     for _ in senders:
         todo.put(None)
     for t in senders:
         t.join(timeout=15)
     send_seconds = time.perf_counter() - t0
     end = time.perf_counter() + tail
-    while time.perf_counter() < end:
-        with lock:
-            if not any(waiting.values()):
-                break
-        progress(f"e2e: waiting for the last comments to show, {len(seen):,}/{n:,} visible",
+    time.sleep(0.05)  # the poller takes in the last notices
+    while time.perf_counter() < end and unseen.value:
+        progress(f"e2e: waiting for the last comments to show, {unseen.value:,} on their way",
                  quiet=True)
         time.sleep(0.05)
     stop.set()
-    poll_thread.join(timeout=5)
+    seen: dict[str, float] = {}
+    not_shown: list[str] = []
+    polls: dict[str, int] = {}
+    if from_poller.poll(10):
+        seen, not_shown, polls = from_poller.recv()
+    else:
+        errors["poller gave no answer"] += 1
+    poller.join(timeout=5)
+    if poller.is_alive():
+        poller.kill()
     t_end = time.perf_counter()
     latency = {cid: max(0.0, seen[cid] - returned[i]) * 1000 for i, cid in enumerate(ids)
                if cid is not None and cid in seen}
-    unseen = {cid: (t_end - returned[i]) * 1000 for i, cid in enumerate(ids)
-              if cid is not None and cid not in seen}
+    unseen_ms = {cid: (t_end - returned[i]) * 1000 for i, cid in enumerate(ids)
+                 if cid is not None and cid not in seen}
     accepted = sum(1 for c in ids if c is not None)
     return {
         "offered_rate": rate, "seconds": seconds, "send_seconds": send_seconds,
         "achieved_rate": accepted / send_seconds if send_seconds else 0.0,
         "posted": n, "accepted": accepted, "visible": len(latency),
-        "errors": dict(errors), "polls": dict(polls), "poll_interval_ms": poll_interval * 1000,
-        "latency": latency, "unseen": unseen,
+        "errors": dict(errors), "polls": polls, "poll_interval_ms": poll_interval * 1000,
+        "not_shown": len(not_shown), "latency": latency, "unseen": unseen_ms,
     }
 
 
