@@ -75,6 +75,10 @@ class ReadCache:
         token = self._read_generation(slug)
         if self._heard == heard:  # no replacement announced meanwhile
             self._tokens[slug] = (token, now + (self.heard_token_ttl if listening else self.token_ttl))
+            # The listener may have run between the check and the store: announced since the
+            # read, the token may be stale, and the listener's own drop came too early.
+            if self._heard != heard:
+                self._tokens.pop(slug, None)
         return token
 
     def _read_generation(self, slug: str) -> str:

@@ -82,3 +82,21 @@ def test_a_decision_replaces_the_token_and_publishes_its_events_in_one_round_tri
         "comment.published", "comment.note"] and newest != last
     heard = wait_for(lambda: live.get_message(timeout=0.1), timeout=5)
     assert json.loads(heard["data"])["type"] == "comment.published"
+
+
+def test_a_token_announced_as_replaced_while_being_kept_is_not_kept() -> None:
+    import os
+
+    slug = f"cache-{uuid.uuid4().hex[:8]}"
+    cache = ReadCache(REDIS_URL, heard_token_ttl=60)
+    cache._listener_pid = os.getpid()  # no listener thread: the test plays it
+
+    class ListenerRunsJustBeforeTheStore(dict):
+        def __setitem__(self, key, value):  # type: ignore[no-untyped-def]
+            cache._heard += 1  # a replacement is heard...
+            self.pop(key, None)  # ...and the listener drops a token not yet stored
+            super().__setitem__(key, value)
+
+    cache._tokens = ListenerRunsJustBeforeTheStore()
+    cache.generation(slug)
+    assert slug not in cache._tokens
