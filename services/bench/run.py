@@ -326,13 +326,13 @@ def _get(conn: http.client.HTTPConnection, path: str,
         return None
 
 
-def poll_visibility(host: str, port: int, inbox: Any, outbox: Any, stop: Any, unseen: Any,
-                    poll_interval: float) -> None:
+def poll_visibility(host: str, port: int, inbox: Any, outbox: Any, stop: Any, taken: Any,
+                    unseen: Any, poll_interval: float) -> None:
     """The widget-like poller of `measure_e2e`, in a process of its own (so the senders'
     threads never hold it up): every `poll_interval` it asks for the pages of the articles
     that still have comments on their way, with If-None-Match as a widget would, and notes
-    when each comment is first listed. `inbox` brings (slug, comment id, POST returned at)
-    batches; `unseen` is kept at the number still awaited; `outbox` gets what it saw.
+    when each comment is first listed. `inbox` brings (slug, comment id, POST returned at);
+    `taken` counts what it brought, `unseen` what is still awaited; `outbox` gets what it saw.
     Times are `time.perf_counter()`, the system's monotonic clock, shared by both processes."""
     conn = http.client.HTTPConnection(host, port, timeout=10)
     outbox.send("ready")
@@ -344,10 +344,16 @@ def poll_visibility(host: str, port: int, inbox: Any, outbox: Any, stop: Any, un
     last_check = time.perf_counter()
     while not stop.is_set():
         cycle = time.perf_counter()
+        arrived = 0
         while inbox.poll():
-            for slug, cid, t in inbox.recv():
-                if cid not in seen:
-                    waiting.setdefault(slug, {})[cid] = t
+            slug, cid, t = inbox.recv()
+            if cid not in seen:
+                waiting.setdefault(slug, {})[cid] = t
+            arrived += 1
+        if arrived:
+            # Awaited before taken: whoever sees all taken also sees them awaited.
+            unseen.value = sum(len(w) for w in waiting.values())
+            taken.value += arrived
         for slug in [s for s, w in waiting.items() if w]:
             hdrs = {"If-None-Match": etags[slug]} if slug in etags else {}
             got = _get(conn, f"/v1/articles/{slug}/comments?limit=100", hdrs)
@@ -400,9 +406,9 @@ def measure_e2e(base: str, slugs: list[str], payloads: list[dict[str, Any]], rat
     ctx = mp.get_context("spawn")
     inbox, to_poller = ctx.Pipe(duplex=False)
     from_poller, outbox = ctx.Pipe(duplex=False)
-    stop, unseen = ctx.Event(), ctx.Value("i", 0)
+    stop, taken, unseen = ctx.Event(), ctx.Value("i", 0), ctx.Value("i", 0)
     poller = ctx.Process(target=poll_visibility, daemon=True,
-                         args=(host, int(port), inbox, outbox, stop, unseen, poll_interval))
+                         args=(host, int(port), inbox, outbox, stop, taken, unseen, poll_interval))
     poller.start()
     # The clock starts once the poller is up (starting a process takes a good part of a second).
     if not from_poller.poll(60) or from_poller.recv() != "ready":
@@ -432,7 +438,7 @@ def measure_e2e(base: str, slugs: list[str], payloads: list[dict[str, Any]], rat
                     cid = json.loads(data)["id"]
                     ids[i], returned[i] = cid, t
                     with notify:
-                        to_poller.send([(slug, cid, t)])
+                        to_poller.send((slug, cid, t))
                 else:
                     errors[f"post {r.status}"] += 1
             except (OSError, http.client.HTTPException) as exc:
@@ -458,8 +464,9 @@ def measure_e2e(base: str, slugs: list[str], payloads: list[dict[str, Any]], rat
         t.join(timeout=15)
     send_seconds = time.perf_counter() - t0
     end = time.perf_counter() + tail
-    time.sleep(0.05)  # the poller takes in the last notices
-    while time.perf_counter() < end and unseen.value:
+    accepted = sum(1 for c in ids if c is not None)
+    # Done when the poller has taken in every accepted comment and awaits none of them.
+    while time.perf_counter() < end and (taken.value < accepted or unseen.value):
         progress(f"e2e: waiting for the last comments to show, {unseen.value:,} on their way",
                  quiet=True)
         time.sleep(0.05)
@@ -479,7 +486,6 @@ def measure_e2e(base: str, slugs: list[str], payloads: list[dict[str, Any]], rat
                if cid is not None and cid in seen}
     unseen_ms = {cid: (t_end - returned[i]) * 1000 for i, cid in enumerate(ids)
                  if cid is not None and cid not in seen}
-    accepted = sum(1 for c in ids if c is not None)
     return {
         "offered_rate": rate, "seconds": seconds, "send_seconds": send_seconds,
         "achieved_rate": accepted / send_seconds if send_seconds else 0.0,
