@@ -153,6 +153,42 @@ def tree(pid: int, kids: dict[int, list[int]]) -> list[int]:
     return out
 
 
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU time the processes have used so far (processes gone count 0)."""
+    total = 0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2:].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / _TICKS
+
+
+def wait_quiet(roots: list[int], deadline: float, window: float = 0.5,
+               busy: float = 0.05) -> tuple[bool, float]:
+    """Wait until the process trees of `roots` use less than `busy` of a core over `window`
+    seconds (or the deadline passes). Returns (quiet, seconds waited)."""
+    t0 = time.monotonic()
+    if not os.path.isdir("/proc"):
+        return False, 0.0
+    while True:
+        kids = _children_map()
+        pids = [p for r in roots for p in tree(r, kids)]
+        before, start = cpu_seconds(pids), time.monotonic()
+        time.sleep(window)
+        used = cpu_seconds(pids) - before
+        if used <= busy * (time.monotonic() - start):
+            return True, time.monotonic() - t0
+        if time.monotonic() >= deadline:
+            return False, time.monotonic() - t0
+
+
 def rss_bytes(pids: list[int]) -> int:
     total = 0
     for p in pids:

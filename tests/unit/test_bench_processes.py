@@ -1,0 +1,59 @@
+"""The benchmark's process helpers: waiting for a quiet stack, and timing the filter chain in a
+process of its own."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from services.bench.run import ClassifyAlone
+from services.config import ROOT
+from services.bench.stack import cpu_seconds, wait_quiet
+
+
+def _parent_of(child_code: str) -> subprocess.Popen[bytes]:
+    """A process that sleeps while its child runs `child_code` (a tree, in a session of its own)."""
+    code = ("import subprocess, sys, time; "
+            f"subprocess.Popen([sys.executable, '-c', {child_code!r}]); time.sleep(60)")
+    return subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+
+
+def _end(tree: subprocess.Popen[bytes]) -> None:
+    os.killpg(tree.pid, signal.SIGKILL)
+    tree.wait()
+
+
+def test_a_busy_child_keeps_the_stack_from_going_quiet():
+    tree = _parent_of("while True: pass")
+    try:
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        quiet, waited = wait_quiet([tree.pid], time.monotonic() + 1.0, window=0.3)
+        assert not quiet
+        assert waited >= 1.0 and time.monotonic() - t0 < 3
+        assert cpu_seconds([tree.pid]) < 0.3  # the parent only sleeps: the child was counted
+    finally:
+        _end(tree)
+
+
+def test_an_idle_tree_is_quiet_at_the_first_look():
+    tree = _parent_of("import time; time.sleep(60)")
+    try:
+        time.sleep(1.0)  # past the interpreters' start
+        quiet, waited = wait_quiet([tree.pid], time.monotonic() + 10, window=0.3)
+        assert quiet and waited < 1.0
+    finally:
+        _end(tree)
+
+
+def test_the_filter_chain_is_timed_in_a_process_of_its_own():
+    alone = ClassifyAlone(ROOT, timeout=120)
+    alone.wait_ready()
+    figures = alone.run()
+    assert figures["comments"] > 0
+    assert figures["samples"] == 3 * figures["comments"]
+    assert 0 < figures["p50"] <= figures["p99"]
+    assert not alone.proc.is_alive()
