@@ -185,7 +185,8 @@ def machine_info(settings: Settings, db: Any) -> dict[str, Any]:
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "cores": os.cpu_count(),
         "cpu": cpu,
-        "python": platform.python_version(),
+        # Which build matters as much as the version: see PYTHON in the Makefile.
+        "python": f"{platform.python_version()} ({os.path.realpath(getattr(sys, '_base_executable', sys.executable))})",
         "database": database,
         "web_concurrency": settings.web_concurrency,
         "worker_concurrency": settings.worker_concurrency,
