@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import gc
+import logging
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger
 
 from .config import Settings
 
@@ -26,6 +28,18 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         return create_app(self.settings)
 
 
+class QuietAccessLogger(Logger):  # type: ignore[misc]
+    """gunicorn's logger, minus access lines nobody will see.
+
+    gunicorn builds each request's access-log fields whenever any logging configuration is
+    given (ours is, for JSON lines), even with `gunicorn.access` below INFO, and logging then
+    drops the line: measured with py-spy, about 3.5% of an API process's time under load."""
+
+    def access(self, resp: Any, req: Any, environ: Any, request_time: Any) -> None:
+        if self.access_log.isEnabledFor(logging.INFO):
+            super().access(resp, req, environ, request_time)
+
+
 def gunicorn_options(settings: Settings) -> dict[str, Any]:
     return {
         "bind": f"{settings.host}:{settings.port}",
@@ -35,6 +49,7 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         "timeout": 30,
         "graceful_timeout": 10,
         "accesslog": None,
+        "logger_class": QuietAccessLogger,
         "errorlog": "-",
         "loglevel": settings.log_level.lower(),
         "child_exit": _child_exit,
