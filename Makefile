@@ -2,9 +2,10 @@
 # The interpreter the virtual environment is made from: Debian's python3.11 where it can make
 # one, else python3. Debian builds it with profile-guided and link-time optimisation and links
 # the interpreter statically, as the python:3.11-slim image the Dockerfile deploys on is built;
-# in interleaved `make bench` runs here a pyenv build (shared libpython, no PGO) served 12%
-# fewer POSTs a second, ran the filter chain 7-17% slower and had an end-to-end p50 5-6 ms
-# higher. `make clean` first to move an existing .venv to another interpreter.
+# in interleaved `make bench` runs here a pyenv build (shared libpython, no PGO) had a higher
+# end-to-end p50 in all four pairs, a filter chain 7-20% slower in three, and served 11% fewer
+# POSTs a second where that was recorded (README, Performance). `make clean` first to move an
+# existing .venv to another interpreter.
 PYTHON ?= $(shell for p in /usr/bin/python3.11 python3; do \
   "$$p" -c 'import ensurepip, sys, venv; sys.exit(sys.version_info[:2] < (3, 11))' 2>/dev/null \
   && { echo "$$p"; exit; }; done; echo python3)
