@@ -33,7 +33,8 @@ class QuietAccessLogger(Logger):  # type: ignore[misc]
 
     gunicorn builds each request's access-log fields whenever any logging configuration is
     given (ours is, for JSON lines), even with `gunicorn.access` below INFO, and logging then
-    drops the line: measured with py-spy, about 3.5% of an API process's time under load."""
+    drops the line: a trivial GET at 1,000 a second cost an API process 0.75-0.79 ms of CPU
+    with it, 0.69 ms without."""
 
     def access(self, resp: Any, req: Any, environ: Any, request_time: Any) -> None:
         if self.access_log.isEnabledFor(logging.INFO):

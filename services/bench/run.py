@@ -2,8 +2,8 @@
 
 Phases, in order (the worker is frozen with SIGSTOP where its work would disturb a figure):
 200 approved comments for the read test (also warms the worker) · the filter chain alone,
-in a process of its own, once the stack is quiet · ingest and its baseline, taking turns (worker frozen) · reads and their baseline, taking
-turns · no-op tasks · the moderation pipeline · end-to-end latency at a steady 200
+in a process of its own, once the stack is quiet · ingest and its baseline, taking turns
+(worker frozen) · reads and their baseline, taking turns · no-op tasks · the moderation pipeline · end-to-end latency at a steady 200
 comments/s.
 """
 
@@ -186,7 +186,8 @@ def machine_info(settings: Settings, db: Any) -> dict[str, Any]:
         "cores": os.cpu_count(),
         "cpu": cpu,
         # Which build matters as much as the version: see PYTHON in the Makefile.
-        "python": f"{platform.python_version()} ({os.path.realpath(getattr(sys, '_base_executable', sys.executable))})",
+        "python": f"{platform.python_version()} "
+                  f"({os.path.realpath(getattr(sys, '_base_executable', sys.executable))})",
         "database": database,
         "web_concurrency": settings.web_concurrency,
         "worker_concurrency": settings.worker_concurrency,
@@ -235,7 +236,7 @@ def classify_alone(repo: str, conn: Any, passes: int = 3) -> None:
 
 class ClassifyAlone:
     """classify_alone in a spawned process (nothing of this process's heap or threads comes
-    along): started early, so the engine loads while the stack warms up; timed on run()."""
+    along): the engine loads while the stack settles; the chain is timed on run()."""
 
     def __init__(self, repo: Path, timeout: float = 120) -> None:
         import multiprocessing as mp
@@ -828,8 +829,8 @@ def main(argv: list[str] | None = None) -> int:
         progress(f"e2e: {args.e2e_rate:.0f} comments/s for {args.e2e_seconds:.0f} s")
         payloads = [corpus.payload(b) for b in
                     corpus.clean_unique(int(args.e2e_rate * args.e2e_seconds))]
-        # This process holds the engine and the corpora: a full collection of them in the
-        # poller's thread would be counted as the service's latency.
+        # This process holds the engine and the corpora: a full collection of them in a sender
+        # thread would delay a POST or the note of when it returned.
         gc.collect()
         gc.freeze()
         e2e = measure_e2e(base, e2e_slugs, payloads, args.e2e_rate, args.e2e_seconds, 25, 5.0,

@@ -128,19 +128,22 @@ class Stack:
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
+def _stat_fields(pid: int | str) -> list[bytes] | None:
+    """/proc/<pid>/stat from its third field (state) on, or None for a process gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    # The command name may hold spaces and parentheses: fields start after the last ')'.
+    return stat[stat.rfind(b")") + 2:].split()
+
+
 def _children_map() -> dict[int, list[int]]:
     kids: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        # The command name may hold spaces and parentheses: fields start after the last ')'.
-        fields = stat[stat.rfind(b")") + 2:].split()
-        kids.setdefault(int(fields[1]), []).append(int(entry))
+        if entry.isdigit() and (fields := _stat_fields(entry)) is not None:
+            kids.setdefault(int(fields[1]), []).append(int(entry))
     return kids
 
 
@@ -160,13 +163,9 @@ def cpu_seconds(pids: list[int]) -> float:
     """User and system CPU time the processes have used so far (processes gone count 0)."""
     total = 0
     for p in pids:
-        try:
-            with open(f"/proc/{p}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(b")") + 2:].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+        fields = _stat_fields(p)
+        if fields is not None:
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
     return total / _TICKS
 
 

@@ -18,7 +18,6 @@ def test_a_started_worker_puts_what_it_loaded_out_of_the_collectors_sight() -> N
         gc.unfreeze()
 
 
-
 def test_access_lines_below_the_access_level_are_not_built() -> None:
     import logging
 
