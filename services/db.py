@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, create_engine, event, insert
 from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger("triage.db")
@@ -46,7 +46,9 @@ _OPENING: dict[int, threading.Lock] = {}
 # Hot inserts (about four log pages each) between two checkpoints of the hot connection:
 # about SQLite's own default of a checkpoint per 1000 pages.
 HOT_CHECKPOINT_EVERY = 256
-# SQLite connections a forked child inherited (see Database._hot_connection).
+# PostgreSQL's code for a unique violation: an insert's retry finding its own committed row.
+UNIQUE_VIOLATION = "23505"
+# Connections a forked child inherited (see Database._hot_connection).
 _INHERITED: list[Any] = []
 
 
@@ -143,15 +145,22 @@ class Database:
     def insert_committed(self, statement: RowInsert, values: Mapping[str, Any]) -> None:
         """Insert one row through `statement` and commit it, as `writing()` would.
 
-        On a SQLite file this runs on a DBAPI connection kept by each thread, without
-        SQLAlchemy's pool checkout, Connection and Transaction: for the hottest write (a new
-        comment) those cost about as much as SQLite's insert and commit together. A SQLite
-        connection is a handle on a local file and cannot go stale, so nothing is lost by
-        skipping the pool. PostgreSQL keeps the pool, whose liveness check matters there."""
-        if self.writer_lock is None:
+        The hottest write (a new comment) runs on a DBAPI connection kept by each thread,
+        without SQLAlchemy's pool checkout, Connection and Transaction: those cost about as
+        much as the database's own insert and commit. On a SQLite file it takes the writers'
+        turn (see WriterLock); on PostgreSQL it is one statement in autocommit, a single round
+        trip where the pool's liveness check, BEGIN, INSERT and COMMIT took four."""
+        if self.writer_lock is not None:
+            self._insert_sqlite(statement, values)
+        elif self.engine.dialect.name == "postgresql":
+            self._insert_autocommit(statement, values)
+        else:
             with self.writing() as conn:
                 statement.run(conn, values)
-            return
+
+    def _insert_sqlite(self, statement: RowInsert, values: Mapping[str, Any]) -> None:
+        # A SQLite connection is a handle on a local file and cannot go stale.
+        assert self.writer_lock is not None
         dialect = self.engine.dialect
         raw = self._hot_connection()
         args = statement.params(values)  # before the turn: other writers wait less
@@ -180,6 +189,33 @@ class Database:
             except dialect.loaded_dbapi.Error as exc:
                 log.debug("checkpoint skipped", extra={"error": str(exc)})
 
+    def _insert_autocommit(self, statement: RowInsert, values: Mapping[str, Any]) -> None:
+        """The row as a statement of its own, committed by the server before it answers.
+
+        A server connection can go stale (a restart, an idle timeout), which the pool would
+        have caught with its liveness check: here the insert finds out, and runs once more on
+        a new connection. If the lost answer was to a commit that happened, the row is there
+        already, under the same primary key: the retry's unique violation means done."""
+        dialect = self.engine.dialect
+        args = statement.params(values)
+        raw = self._hot_connection()
+        try:
+            statement.execute_dbapi(raw, dialect, args)
+            return
+        except DBAPIError as err:
+            if not dialect.is_disconnect(err.orig, raw, None):
+                raise
+            log.warning("database connection lost; inserting again on a new one",
+                        extra={"error": str(err.orig)})
+            self._drop_hot_connection()
+        raw = self._hot_connection()
+        try:
+            statement.execute_dbapi(raw, dialect, args)
+        except IntegrityError as err:
+            if getattr(err.orig, "sqlstate", None) != UNIQUE_VIOLATION:
+                raise
+            log.info("the lost insert had committed", extra={"error": str(err.orig)})
+
     def _hot_connection(self) -> Any:
         # Per thread, and per process: a connection must never be used across a fork.
         mine = getattr(self._hot, "conn", None)
@@ -188,19 +224,42 @@ class Database:
             return mine[1]
         if mine is not None:
             # Inherited across fork: closing it here could let SQLite checkpoint and remove
-            # the WAL under the parent's feet, so it is kept, unused, for the process's life.
+            # the WAL under the parent's feet, or end the parent's PostgreSQL session, so it is
+            # kept, unused, for the process's life.
             _INHERITED.append(mine[1])
-        pooled = self.engine.raw_connection()  # runs the engine's connect hooks (PRAGMAs)
+        dialect = self.engine.dialect
+        try:
+            pooled = self.engine.raw_connection()  # runs the engine's connect hooks (PRAGMAs)
+        except dialect.loaded_dbapi.Error as err:
+            # The pool raises the driver's own error here; callers (the API's 503) expect
+            # SQLAlchemy's, as from engine.connect().
+            raise DBAPIError.instance(None, None, err, dialect.loaded_dbapi.Error,
+                                      dialect=dialect) from err
         pooled.detach()  # ours for good: closed with the thread, never returned to the pool
         raw = pooled.dbapi_connection
-        # Its commits leave the checkpoint to insert_committed, outside the writers' turn.
-        raw.execute("PRAGMA wal_autocheckpoint=0").fetchall()
-        # Transactions by explicit BEGIN and COMMIT, which the driver keeps prepared; its own
-        # implicit ones parse "BEGIN" and "COMMIT" afresh for every transaction.
-        raw.isolation_level = None
+        if dialect.name == "sqlite":
+            # Its commits leave the checkpoint to insert_committed, outside the writers' turn.
+            raw.execute("PRAGMA wal_autocheckpoint=0").fetchall()
+            # Transactions by explicit BEGIN and COMMIT, which the driver keeps prepared; its
+            # own implicit ones parse "BEGIN" and "COMMIT" afresh for every transaction.
+            raw.isolation_level = None
+        else:
+            raw.rollback()  # whatever the pool's first-connect checks left open
+            raw.autocommit = True
         self._hot.conn = (pid, raw)
         self._hot.commits = 0
         return raw
+
+    def _drop_hot_connection(self) -> None:
+        mine = getattr(self._hot, "conn", None)
+        self._hot.conn = None
+        if mine is not None and mine[0] != os.getpid():
+            _INHERITED.append(mine[1])  # the parent's: never closed here (see _hot_connection)
+        elif mine is not None:
+            try:
+                mine[1].close()
+            except Exception:  # noqa: BLE001 - it is broken already; a new one replaces it
+                pass
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -216,7 +275,9 @@ class Database:
             session.close()
 
     def dispose(self) -> None:
-        """Close pooled connections (after fork, at shutdown)."""
+        """Close pooled connections and this thread's hot one (after fork, at shutdown); a
+        hot connection inherited across a fork is left to the parent."""
+        self._drop_hot_connection()
         self.engine.dispose()
 
 

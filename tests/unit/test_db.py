@@ -254,3 +254,85 @@ def test_a_checkpoint_that_cannot_run_does_not_fail_the_committed_insert(tmp_pat
     db._hot.conn = (os.getpid(), Busy())
     db.insert_committed(ins, {"id": 1, "note": "committed all the same"})
     assert (1, "committed all the same") in _rows(db)
+
+
+# -- the hot insert on whichever database the tests run on (PostgreSQL with TEST_DATABASE_URL) --
+
+def _hot_on(url: str) -> tuple[Database, Any]:
+    from sqlalchemy import Column, Integer, MetaData, String, Table
+
+    from services.db import RowInsert
+
+    table = Table("hot", MetaData(), Column("id", Integer, primary_key=True, autoincrement=False),
+                  Column("note", String(40)))
+    db = Database(url)
+    table.metadata.create_all(db.engine)
+    return db, RowInsert(table, db.engine.dialect)
+
+
+def _postgres_only(db: Database) -> None:
+    import pytest
+
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("a server-side connection to lose needs PostgreSQL (set TEST_DATABASE_URL)")
+
+
+def _kill_hot_session(db: Database) -> None:
+    """End the hot connection's server session, as a server restart or an idle timeout would."""
+    pid = db._hot_connection().info.backend_pid
+    with db.engine.connect() as conn:
+        assert conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid}).scalar()
+    for _ in range(100):  # the session ends asynchronously
+        with db.engine.connect() as conn:
+            gone = not conn.execute(text("SELECT 1 FROM pg_stat_activity WHERE pid = :p"),
+                                    {"p": pid}).first()
+        if gone:
+            return
+        time.sleep(0.02)
+    raise AssertionError("the session did not end")
+
+
+def test_a_hot_insert_is_committed_when_it_returns_and_a_duplicate_still_fails(database_url: str) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    db, ins = _hot_on(database_url)
+    db.insert_committed(ins, {"id": 1, "note": "first"})
+    with db.engine.connect() as conn:  # another connection sees it: committed, not pending
+        assert conn.execute(text("SELECT note FROM hot WHERE id = 1")).scalar() == "first"
+    try:
+        db.insert_committed(ins, {"id": 1, "note": "again"})
+        raise AssertionError("a duplicate key must fail")
+    except IntegrityError:
+        pass
+    db.insert_committed(ins, {"id": 2, "note": "after"})  # the connection is still usable
+    with db.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM hot")).scalar() == 2
+    db.dispose()
+
+
+def test_a_hot_insert_on_a_lost_postgres_session_runs_again_on_a_new_one(database_url: str) -> None:
+    db, ins = _hot_on(database_url)
+    _postgres_only(db)
+    db.insert_committed(ins, {"id": 1, "note": "opens the connection"})
+    _kill_hot_session(db)
+    db.insert_committed(ins, {"id": 2, "note": "after the loss"})
+    with db.engine.connect() as conn:
+        assert [tuple(r) for r in conn.execute(text("SELECT id, note FROM hot ORDER BY id"))] == [
+            (1, "opens the connection"), (2, "after the loss")]
+    db.dispose()
+
+
+def test_an_insert_whose_commit_went_through_before_the_session_was_lost_is_done_once(
+        database_url: str) -> None:
+    db, ins = _hot_on(database_url)
+    _postgres_only(db)
+    db.insert_committed(ins, {"id": 1, "note": "opens the connection"})
+    # The server committed row 2 and the answer never came back: the row is there, the
+    # session is gone, and the caller does not know.
+    with db.engine.begin() as conn:
+        conn.execute(text("INSERT INTO hot VALUES (2, 'committed')"))
+    _kill_hot_session(db)
+    db.insert_committed(ins, {"id": 2, "note": "committed"})  # no error: it is done
+    with db.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM hot WHERE id = 2")).scalar() == 1
+    db.dispose()
