@@ -142,6 +142,17 @@ class Database:
         with turn, self.engine.begin() as conn:
             yield conn
 
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A Core connection for reads that need no snapshot of their own (each statement sees
+        what is committed): no BEGIN before them and no ROLLBACK after. On PostgreSQL that is
+        also what keeps the driver's prepared statements, which every ROLLBACK discards: a
+        worker's batch read through a rolled-back connection had its statements planned
+        afresh each time."""
+        with self.engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+            yield conn
+
     def insert_committed(self, statement: RowInsert, values: Mapping[str, Any]) -> None:
         """Insert one row through `statement` and commit it, as `writing()` would.
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Row
 from sqlalchemy.orm import Session
 
 from ..db import Database, RowInsert
@@ -103,7 +103,7 @@ def _iso(value: dt.datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z")
 
 
-def encode_cursor(comment: Comment) -> str:
+def encode_cursor(comment: Comment | Row[Any]) -> str:
     raw = json.dumps([_iso(comment.created_at), comment.id]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
@@ -123,7 +123,7 @@ def decode_cursor(cursor: str) -> tuple[dt.datetime, str]:
     return parsed, cid
 
 
-def public_view(c: Comment) -> dict[str, Any]:
+def public_view(c: Comment | Row[Any]) -> dict[str, Any]:
     """What readers may see: never an email, an IP, a status or the unmasked body."""
     return {
         "id": c.id,
@@ -312,11 +312,9 @@ class CommentService:
     ) -> tuple[list[dict[str, Any]], str | None]:
         """One page of approved comments of an article, oldest first."""
         after = decode_cursor(cursor) if cursor else None
-        with self.db.session() as s:
-            art = repo.article_by_slug(s, slug)
-            if art is None:
-                raise NotFound(f"No article with slug '{slug}'.")
-            rows = repo.approved_page(s, art.id, limit + 1, after)
+        article_id = self.article_id(slug)
+        with self.db.reading() as conn:
+            rows = repo.approved_page(conn, article_id, limit + 1, after)
         more = len(rows) > limit
         rows = rows[:limit]
         return [public_view(c) for c in rows], (encode_cursor(rows[-1]) if more and rows else None)
@@ -407,7 +405,7 @@ class CommentService:
         column of a comment), with their article slugs; on `s` if the caller has one open."""
         if s is not None:
             return self._pending_rows(s, ids)
-        with self.db.engine.connect() as own:
+        with self.db.reading() as own:
             return self._pending_rows(own, ids)
 
     def stale_pending(self, older_than_seconds: int, limit: int = 1000) -> list[str]:

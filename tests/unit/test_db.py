@@ -336,3 +336,26 @@ def test_an_insert_whose_commit_went_through_before_the_session_was_lost_is_done
     with db.engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM hot WHERE id = 2")).scalar() == 1
     db.dispose()
+
+
+def test_reads_keep_postgres_prepared_statements_where_a_rollback_would_discard_them(
+        database_url: str) -> None:
+    db, ins = _hot_on(database_url)
+    _postgres_only(db)
+    db.insert_committed(ins, {"id": 1, "note": "x"})
+    query = text("SELECT note FROM hot WHERE id = :id")
+
+    def prepared(conn: Any) -> int:
+        return int(conn.execute(text("SELECT count(*) FROM pg_prepared_statements")).scalar())
+
+    for _ in range(8):  # the driver prepares a statement from its sixth run on a connection
+        with db.reading() as conn:
+            assert conn.execute(query, {"id": 1}).scalar() == "x"
+    with db.reading() as conn:
+        assert prepared(conn) >= 1
+    # The same reads in a transaction that ends in ROLLBACK (engine.connect()'s way) lose them.
+    with db.engine.connect() as conn:
+        conn.execute(query, {"id": 1})
+        conn.rollback()
+        assert prepared(conn) == 0
+    db.dispose()
