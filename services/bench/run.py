@@ -26,6 +26,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from contextlib import ExitStack
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ import redis
 from ..config import ROOT, Settings
 from . import corpus as corpus_mod
 from .load import alternate, have_wrk, run_load
-from .stack import RssSampler, Stack, free_port, wait_quiet
+from .stack import RssSampler, Stack, free_port, scratch_database, wait_quiet
 from .stats import (
     evaluate_targets,
     percentile_censored,
@@ -636,8 +637,17 @@ def main(argv: list[str] | None = None) -> int:
     base_settings = Settings.from_env()
     env_db = os.environ.get("DATABASE_URL", "").strip()
     run_tag = dt.datetime.now().strftime("%Y%m%d%H%M%S")
+    # Dropped in the `finally` below, once the stack is stopped.
+    scratch = ExitStack()
+    scratch_name: str | None = None
     if env_db:
-        database_url, suffix = env_db, f"-{run_tag}"
+        database_url, scratch_name = scratch.enter_context(scratch_database(env_db, run_tag))
+        if scratch_name:
+            progress(f"database: {scratch_name}, created for this run and dropped after it")
+        else:
+            progress("database: could not create one for this run; measuring in DATABASE_URL's "
+                     "own, with this run's articles tagged -" + run_tag)
+        suffix = "" if scratch_name else f"-{run_tag}"
     else:
         db_file = work / "bench.db"
         for p in (db_file, Path(f"{db_file}-wal"), Path(f"{db_file}-shm")):
@@ -651,7 +661,8 @@ def main(argv: list[str] | None = None) -> int:
     stack = Stack(repo, work, env)
     sampler: RssSampler | None = None
     results: dict[str, Any] = {}
-    details: dict[str, Any] = {"tool": "wrk" if have_wrk() else "python-asyncio"}
+    details: dict[str, Any] = {"tool": "wrk" if have_wrk() else "python-asyncio",
+                               "scratch_database": scratch_name}
     try:
         progress("starting redis")
         env["REDIS_URL"] = stack.start_redis(base_settings.redis_url)
@@ -855,6 +866,9 @@ def main(argv: list[str] | None = None) -> int:
             sampler.stop()
         progress("stopping the stack")
         stack.stop()
+        if scratch_name:
+            progress(f"dropping {scratch_name}")
+        scratch.close()
         progress.done()
 
     assert sampler is not None

@@ -10,12 +10,19 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import NullPool
+
 from ..devstack import die_with_parent, free_port, redis_answers
 
-__all__ = ["free_port", "redis_answers", "Stack"]
+__all__ = ["free_port", "redis_answers", "scratch_database", "Stack"]
 
 
 # The same helpers `make run` uses: a free port, Redis liveness, children that die with us.
@@ -227,3 +234,33 @@ class RssSampler(threading.Thread):
 
     def stop(self) -> None:
         self._stop.set()
+
+
+@contextmanager
+def scratch_database(url: str, tag: str) -> Iterator[tuple[str, str | None]]:
+    """A database of the run's own on the server `url` names, dropped when the run ends.
+
+    A benchmark writes some 30,000 comments: in a database someone uses they would stay, and
+    a run would measure tables grown by every run before it. Yields the URL to use and the
+    scratch database's name; without the right to create databases it yields `url` itself
+    and None (the run then tags its articles instead). SQLite URLs are yielded as they are."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql" or not parsed.database:
+        yield url, None
+        return
+    name = f"{parsed.database[:30]}_bench_{tag}"
+    admin = create_engine(parsed, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    except DBAPIError:
+        admin.dispose()
+        yield url, None
+        return
+    try:
+        yield parsed.set(database=name).render_as_string(hide_password=False), name
+    finally:
+        with admin.connect() as conn:
+            # FORCE ends sessions a stopped process may have left (PostgreSQL 13 and later).
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()

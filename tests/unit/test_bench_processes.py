@@ -57,3 +57,28 @@ def test_the_filter_chain_is_timed_in_a_process_of_its_own():
     assert figures["samples"] == 3 * figures["comments"]
     assert 0 < figures["p50"] <= figures["p99"]
     assert not alone.proc.is_alive()
+
+
+def test_the_benchmark_measures_in_a_database_of_its_own_and_drops_it(database_url):
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from services.bench.stack import scratch_database
+
+    with scratch_database(database_url, "t1") as (url, name):
+        if make_url(database_url).get_backend_name() != "postgresql":
+            assert (url, name) == (database_url, None)  # SQLite: the run's own file already
+            return
+        assert name and make_url(url).database == name != make_url(database_url).database
+        engine = create_engine(url)
+        with engine.begin() as conn:  # a database that takes writes, empty of ours
+            conn.execute(text("CREATE TABLE marker (id int)"))
+        held = engine.connect()  # left open, as a killed process would leave its session
+        held.execute(text("SELECT 1"))
+    server = create_engine(database_url)
+    with server.connect() as conn:
+        left = conn.execute(text("SELECT count(*) FROM pg_database WHERE datname = :n"), {"n": name})
+        assert left.scalar() == 0
+    server.dispose()
+    held.invalidate()  # its session ended with the database: nothing to hand back to the pool
+    engine.dispose()
