@@ -373,3 +373,23 @@ def test_postgres_plans_each_execution_for_its_values_and_the_table_as_it_is(dat
     cur = db._hot_connection().execute("SHOW plan_cache_mode")
     assert cur.fetchone()[0] == "auto"
     db.dispose()
+
+
+def test_a_grown_write_ahead_log_is_cut_back_once_it_starts_over(tmp_path: Path, monkeypatch: Any) -> None:
+    import os
+
+    import services.db as dbmod
+
+    monkeypatch.setattr(dbmod, "HOT_CHECKPOINT_EVERY", 10**9)  # the log grows as under load
+    monkeypatch.setattr(dbmod, "WAL_SIZE_LIMIT", 64 * 1024)
+    db, ins = _hot_table(tmp_path)
+    wal = tmp_path / "hot.db-wal"
+    for i in range(400):
+        db.insert_committed(ins, {"id": i, "note": "x" * 2000})
+    grown = os.path.getsize(wal)
+    assert grown > 10 * 64 * 1024
+    raw = db._hot_connection()
+    raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()  # a lull: it catches up
+    db.insert_committed(ins, {"id": 400, "note": "starts the log over"})
+    assert os.path.getsize(wal) <= 64 * 1024 + 8192
+    assert len(_rows(db)) == 401
