@@ -82,3 +82,28 @@ def test_the_benchmark_measures_in_a_database_of_its_own_and_drops_it(database_u
     server.dispose()
     held.invalidate()  # its session ended with the database: nothing to hand back to the pool
     engine.dispose()
+
+
+def test_without_the_right_to_create_a_database_the_benchmark_uses_the_one_it_was_given(database_url):
+    import pytest
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from services.bench.stack import scratch_database
+
+    url = make_url(database_url)
+    if url.get_backend_name() != "postgresql":
+        pytest.skip("needs a database server (set TEST_DATABASE_URL to PostgreSQL)")
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text("DROP ROLE IF EXISTS triage_bench_nocreate"))
+        conn.execute(text("CREATE ROLE triage_bench_nocreate LOGIN NOCREATEDB"))
+    try:
+        plain = url.set(username="triage_bench_nocreate", password=None)
+        given = plain.render_as_string(hide_password=False)
+        with scratch_database(given, "t2") as (got, name):
+            assert (got, name) == (given, None)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text("DROP ROLE IF EXISTS triage_bench_nocreate"))
+        admin.dispose()
