@@ -3,8 +3,8 @@
 Phases, in order (the worker is frozen with SIGSTOP where its work would disturb a figure):
 200 approved comments for the read test (also warms the worker) · the filter chain alone,
 in a process of its own, once the stack is quiet · ingest and its baseline, taking turns
-(worker frozen) · reads and their baseline, taking turns · no-op tasks · the moderation pipeline · end-to-end latency at a steady 200
-comments/s.
+(worker frozen) · reads and their baseline, taking turns · no-op tasks · the moderation
+pipeline · end-to-end latency at a steady 200 comments/s.
 """
 
 from __future__ import annotations

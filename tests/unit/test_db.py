@@ -124,15 +124,20 @@ def test_threads_racing_to_open_the_lock_take_turns_and_leave_it_free(
         os.close(fd)
 
 
-def _hot_table(tmp_path: Path) -> tuple[Database, Any]:
+def _hot_on(url: str) -> tuple[Database, Any]:
     from sqlalchemy import Column, Integer, MetaData, String, Table
 
     from services.db import RowInsert
 
-    table = Table("hot", MetaData(), Column("id", Integer, primary_key=True), Column("note", String))
-    db = Database(f"sqlite:///{tmp_path / 'hot.db'}")
+    table = Table("hot", MetaData(), Column("id", Integer, primary_key=True, autoincrement=False),
+                  Column("note", String(40)))
+    db = Database(url)
     table.metadata.create_all(db.engine)
     return db, RowInsert(table, db.engine.dialect)
+
+
+def _hot_table(tmp_path: Path) -> tuple[Database, Any]:
+    return _hot_on(f"sqlite:///{tmp_path / 'hot.db'}")
 
 
 def _rows(db: Database) -> list[tuple[int, str]]:
@@ -258,23 +263,19 @@ def test_a_checkpoint_that_cannot_run_does_not_fail_the_committed_insert(tmp_pat
 
 # -- the hot insert on whichever database the tests run on (PostgreSQL with TEST_DATABASE_URL) --
 
-def _hot_on(url: str) -> tuple[Database, Any]:
-    from sqlalchemy import Column, Integer, MetaData, String, Table
-
-    from services.db import RowInsert
-
-    table = Table("hot", MetaData(), Column("id", Integer, primary_key=True, autoincrement=False),
-                  Column("note", String(40)))
-    db = Database(url)
-    table.metadata.create_all(db.engine)
-    return db, RowInsert(table, db.engine.dialect)
-
-
 def _postgres_only(db: Database) -> None:
     import pytest
 
     if db.engine.dialect.name != "postgresql":
         pytest.skip("a server-side connection to lose needs PostgreSQL (set TEST_DATABASE_URL)")
+
+
+def _postgres_hot(url: str) -> tuple[Database, Any]:
+    """The hot table on PostgreSQL (else the test is skipped), its connection already open."""
+    db, ins = _hot_on(url)
+    _postgres_only(db)
+    db.insert_committed(ins, {"id": 1, "note": "opens the connection"})
+    return db, ins
 
 
 def _kill_hot_session(db: Database) -> None:
@@ -311,9 +312,7 @@ def test_a_hot_insert_is_committed_when_it_returns_and_a_duplicate_still_fails(d
 
 
 def test_a_hot_insert_on_a_lost_postgres_session_runs_again_on_a_new_one(database_url: str) -> None:
-    db, ins = _hot_on(database_url)
-    _postgres_only(db)
-    db.insert_committed(ins, {"id": 1, "note": "opens the connection"})
+    db, ins = _postgres_hot(database_url)
     _kill_hot_session(db)
     db.insert_committed(ins, {"id": 2, "note": "after the loss"})
     with db.engine.connect() as conn:
@@ -324,9 +323,7 @@ def test_a_hot_insert_on_a_lost_postgres_session_runs_again_on_a_new_one(databas
 
 def test_an_insert_whose_commit_went_through_before_the_session_was_lost_is_done_once(
         database_url: str) -> None:
-    db, ins = _hot_on(database_url)
-    _postgres_only(db)
-    db.insert_committed(ins, {"id": 1, "note": "opens the connection"})
+    db, ins = _postgres_hot(database_url)
     # The server committed row 2 and the answer never came back: the row is there, the
     # session is gone, and the caller does not know.
     with db.engine.begin() as conn:
