@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import JSON, Integer, bindparam, column, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.orm import Session
@@ -81,6 +81,35 @@ _ENGINE_UPDATE = (
            _COMMENTS.c.status == Status.PENDING)
     .values({k: bindparam(k) for k in _ENGINE_UPDATE_KEYS if not k.startswith("_")})
 )
+
+
+# On PostgreSQL the same UPDATE for a whole batch in one statement, its rows passed as one JSON
+# array. Run row by row (pipelined by the driver), each execution was planned afresh (custom
+# plans, see db.make_engine) and started the executor once: 2,000 comments in batches of 250
+# took 1,215-1,540 ms that way and 1,060-1,150 ms this way (three interleaved pairs). SQLite
+# runs the executemany above in its own process, where a statement per row costs no round
+# trip, and it has no json_to_recordset.
+_ENGINE_ROWS = (
+    func.json_to_recordset(bindparam("rows", type_=JSON))
+    .table_valued(column("_id", _COMMENTS.c.id.type), column("_version", Integer),
+                  *(column(k, _COMMENTS.c[k].type) for k in _ENGINE_UPDATE_KEYS
+                    if not k.startswith("_")))
+    .render_derived(name="v", with_types=True)
+)
+_ENGINE_UPDATE_SET = (
+    update(_COMMENTS)
+    .where(_COMMENTS.c.id == _ENGINE_ROWS.c._id, _COMMENTS.c.version == _ENGINE_ROWS.c._version,
+           _COMMENTS.c.status == Status.PENDING)
+    .values({k: _ENGINE_ROWS.c[k] for k in _ENGINE_UPDATE_KEYS if not k.startswith("_")})
+)
+
+
+def _engine_update(conn: Connection, updates: list[dict[str, Any]]) -> int:
+    """Write the engine's rows; returns how many matched (-1: the driver cannot tell)."""
+    if conn.dialect.name != "postgresql":
+        return conn.execute(_ENGINE_UPDATE, updates).rowcount
+    rows = [{**u, "decided_at": u["decided_at"].isoformat()} for u in updates]
+    return conn.execute(_ENGINE_UPDATE_SET, {"rows": rows}).rowcount
 
 
 class _Changed(Exception):
@@ -390,8 +419,7 @@ class CommentService:
         if updates:
             with self.db.writing() as s:
                 s.execute(_INSERT_DECISION, decisions)
-                result = s.execute(_ENGINE_UPDATE, updates)
-                if result.rowcount not in (-1, len(updates)):  # a row changed since it was read
+                if _engine_update(s, updates) not in (-1, len(updates)):  # a row changed since it was read
                     raise _Changed()
         return decided, events
 

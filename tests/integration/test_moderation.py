@@ -265,6 +265,35 @@ def test_engine_batch_skips_a_comment_a_moderator_decided_after_it_was_read(clie
     assert last.actor == "Ana" and comment.version == 2
 
 
+def test_engine_batch_write_counts_the_rows_it_matched(client, service):
+    """The batch's UPDATE (one statement for all rows on PostgreSQL, one per row on SQLite)
+    reports how many rows still matched: a row changed behind the engine's back without a
+    decision of its own (so no conflicting decision refuses the batch) sends the batch
+    through one by one, and that comment is left as it was found."""
+    from sqlalchemy import update
+
+    from services.comments.models import Comment
+
+    ids = [post(client, f"batch write {i}") for i in range(3)]
+    loaded = service.pending_batch(ids)
+    with service.db.writing() as conn:
+        conn.execute(update(Comment).where(Comment.id == ids[1]).values(status="held"))
+    verdict = {"action": "publish", "priority": "normal", "categories": ["none"], "findings": [
+        {"category": "spam", "score": 0.1, "spans": [[0, 5]]}], "scores": {"spam": 0.1},
+        "published_body": None, "masked_body": "batch", "policy_version": "policy@test"}
+    decided = service.record_engine_decisions({cid: dict(verdict) for cid in ids}, loaded)
+    assert sorted(decided) == sorted([ids[0], ids[2]])
+    held, _, last = service.get(ids[1])
+    assert held.status == "held" and held.version == 1 and last is None
+    for cid in (ids[0], ids[2]):
+        comment, _, last = service.get(cid)
+        assert (comment.status, comment.version, last.actor) == ("approved", 2, "engine")
+        # JSON values land as JSON, not as strings of JSON, and the time keeps its zone.
+        assert comment.findings == verdict["findings"] and comment.scores == {"spam": 0.1}
+        assert comment.categories == ["none"] and comment.policy_version == "policy@test"
+        assert comment.decided_at is not None
+
+
 def test_no_read_of_comments_scans_the_table(client, service, mod, keys):
     """Every query the service makes on comments finds its rows through an index, the partial
     ones (decided comments only) included: SQLite uses those only when the query repeats
