@@ -339,7 +339,7 @@ def test_no_read_of_comments_scans_the_table(client, service, mod, keys):
     expected = {"comments.id IN (": "sqlite_autoindex_comments_1 (id=?)",
                 "comments.article_id = ?": "ix_comments_public",
                 "ORDER BY comments.rank": "ix_comments_queue",
-                "comments.author_ref = ?": "ix_comments_author_status"}
+                "comments.author_ref = r.value": "ix_comments_author_status"}
     found = {marker: 0 for marker in expected}
     wrong = []
     with service.db.engine.connect() as conn:
