@@ -138,9 +138,9 @@ class Scripts:
     comment; here a script is loaded again only when Redis says it has forgotten it (a
     restart)."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, more: dict[str, str] | None = None) -> None:
         self.client = client
-        self.src = {"join": JOIN, "claim": CLAIM}
+        self.src = {"join": JOIN, "claim": CLAIM, **(more or {})}
         self.sha = {name: hashlib.sha1(src.encode()).hexdigest() for name, src in self.src.items()}
 
     def run(self, calls: list[tuple[str, tuple[Any, ...]]]) -> list[Any]:

@@ -326,3 +326,24 @@ def test_a_stopping_api_sends_what_it_buffered_before_it_exits(
     assert sorted(_queued_ids(r, queue_settings.queue_name)) == sorted(ids)
     worker_factory()
     wait_for(lambda: all(service.get(c)[0].status != "pending" for c in ids), timeout=60, interval=0.5)
+
+
+def test_recent_duplicates_count_other_comments_with_the_same_text(queue_settings):
+    """A batch's duplicate counts come from one script call: the same text (whatever its case
+    and spacing) counts every other comment that carried it, earlier batches and this one,
+    and a comment seen again (a re-delivered batch) does not count itself twice. A Redis that
+    forgot the script (a restart) gets it again."""
+    import redis
+
+    from workers.runtime import DUPLICATE_WINDOW_SECONDS, Runtime, fingerprint
+
+    rt = Runtime(queue_settings)
+    text = "Ketamine clinic deals, message me today"
+    assert rt.recent_duplicates_many([]) == {}
+    assert rt.recent_duplicates_many([("a", text), ("b", "Something else entirely.")]) == {"a": 0, "b": 0}
+    redis.Redis.from_url(queue_settings.redis_url).script_flush()
+    got = rt.recent_duplicates_many([("c", "  KETAMINE clinic deals,   message me TODAY "), ("d", text),
+                                     ("a", text)])
+    assert got == {"c": 1, "d": 2, "a": 2}
+    ttl = redis.Redis.from_url(queue_settings.redis_url).ttl(f"triage:dup:{fingerprint(text)}")
+    assert 0 < ttl <= DUPLICATE_WINDOW_SECONDS
