@@ -68,9 +68,11 @@ def make_engine(url: str) -> Engine:
 # Guards a WriterLock's opening in each process; keyed by pid so that a forked child never
 # inherits one held by a thread of its parent.
 _OPENING: dict[int, threading.Lock] = {}
-# Hot inserts (about four log pages each) between two checkpoints of the hot connection:
-# about SQLite's own default of a checkpoint per 1000 pages.
-HOT_CHECKPOINT_EVERY = 256
+# Hot inserts (about four log pages each) a connection commits between two checkpoints. With
+# two API processes the log then holds about 15 MB at most: at 2,100-2,970 posts a second, 512
+# kept it at 13-15 MB, 1024 at 26-29 MB, 2048 at 57 MB, with no clear difference in posts a
+# second; 64 cost some (2,170-2,610).
+HOT_CHECKPOINT_EVERY = 512
 # PostgreSQL's code for a unique violation: an insert's retry finding its own committed row.
 UNIQUE_VIOLATION = "23505"
 # Connections a forked child inherited (see Database._hot_connection).
@@ -208,6 +210,20 @@ class Database:
             _run_control(raw, dialect, "BEGIN")
             statement.execute_dbapi(raw, dialect, args)
             _run_control(raw, dialect, "COMMIT")
+            self._hot.commits += 1
+            if self._hot.commits % HOT_CHECKPOINT_EVERY == 0:
+                # Inside the writers' turn: with no other writer appending meanwhile, the
+                # checkpoint copies the whole log, and the next commit starts the log over.
+                # Run outside it (PASSIVE lets writers go on), it never caught up while posts
+                # kept coming from two processes: the log grew by about 150 MB every 4 s of
+                # posting (870 MB after 24 s, for a 33 MB database), and posts a second fell
+                # as it grew, 2,500-2,860 at first to 2,000-2,200 after 20 s; checkpointed in
+                # the turn it stays at about 15 MB and posts a second stay level. The row is
+                # committed: a checkpoint that cannot run now is no error of this insert.
+                try:
+                    raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except dialect.loaded_dbapi.Error as exc:
+                    log.debug("checkpoint skipped", extra={"error": str(exc)})
         except BaseException:
             try:
                 if raw.in_transaction:
@@ -217,16 +233,6 @@ class Database:
             raise
         finally:
             self.writer_lock.release(turn)
-        self._hot.commits += 1
-        if self._hot.commits % HOT_CHECKPOINT_EVERY == 0:
-            # After the turn, not inside the commit: copying the log into the file (and its
-            # fsync) no longer keeps every other writer waiting. PASSIVE never blocks them.
-            # The row is committed: a checkpoint that cannot run now (another process is
-            # checkpointing) is no error of this insert, and the next one will try again.
-            try:
-                raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            except dialect.loaded_dbapi.Error as exc:
-                log.debug("checkpoint skipped", extra={"error": str(exc)})
 
     def _insert_autocommit(self, statement: RowInsert, values: Mapping[str, Any]) -> None:
         """The row as a statement of its own, committed by the server before it answers.
@@ -277,7 +283,9 @@ class Database:
         pooled.detach()  # ours for good: closed with the thread, never returned to the pool
         raw = pooled.dbapi_connection
         if dialect.name == "sqlite":
-            # Its commits leave the checkpoint to insert_committed, outside the writers' turn.
+            # Its commits leave the checkpoint to insert_committed, which runs it every
+            # HOT_CHECKPOINT_EVERY commits (SQLite's own would run at the first commit after
+            # 1000 pages, and be an insert's cost wherever it fell).
             raw.execute("PRAGMA wal_autocheckpoint=0").fetchall()
             # Transactions by explicit BEGIN and COMMIT, which the driver keeps prepared; its
             # own implicit ones parse "BEGIN" and "COMMIT" afresh for every transaction.
