@@ -59,8 +59,12 @@ def _standing_among(refs_table: str) -> Select[Any]:
     approved = exists(select(Comment.id).where(
         Comment.author_ref == ref.c.value, Comment.status == Status.APPROVED, decided()
     ).limit(1).offset(bindparam("skip")))
-    rejected = exists().where(Comment.author_ref == ref.c.value, Comment.status == Status.REJECTED,
-                              decided())
+    # OFFSET, even 0, keeps PostgreSQL from turning EXISTS into one hashed scan of every
+    # rejected comment (it expects a hundred authors from the JSON array whatever it holds,
+    # and without statistics chose that for one author: 6 ms instead of 0.05).
+    rejected = exists(select(Comment.id).where(
+        Comment.author_ref == ref.c.value, Comment.status == Status.REJECTED, decided()
+    ).limit(1).offset(0))
     return select(ref.c.value, approved, rejected)
 
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import JSON, Integer, bindparam, column, delete, func, insert, select, update
+from sqlalchemy import JSON, Integer, any_, bindparam, column, delete, func, insert, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.orm import Session
@@ -99,7 +100,13 @@ _ENGINE_ROWS = (
 _ENGINE_UPDATE_SET = (
     update(_COMMENTS)
     .where(_COMMENTS.c.id == _ENGINE_ROWS.c._id, _COMMENTS.c.version == _ENGINE_ROWS.c._version,
-           _COMMENTS.c.status == Status.PENDING)
+           _COMMENTS.c.status == Status.PENDING,
+           # The ids again, as an array the planner can see: it takes json_to_recordset for a
+           # hundred rows whatever it holds, and on a table without statistics (a new
+           # database, autovacuum off) it joined a batch of one through every pending
+           # comment (4.4 ms, and 7-9 ms of the server's CPU per comment at 200 a second)
+           # instead of looking the id up in the primary key (0.2 ms).
+           _COMMENTS.c.id == any_(bindparam("ids", type_=ARRAY(_COMMENTS.c.id.type))))
     .values({k: _ENGINE_ROWS.c[k] for k in _ENGINE_UPDATE_KEYS if not k.startswith("_")})
 )
 
@@ -109,7 +116,7 @@ def _engine_update(conn: Connection, updates: list[dict[str, Any]]) -> int:
     if conn.dialect.name != "postgresql":
         return conn.execute(_ENGINE_UPDATE, updates).rowcount
     rows = [{**u, "decided_at": u["decided_at"].isoformat()} for u in updates]
-    return conn.execute(_ENGINE_UPDATE_SET, {"rows": rows}).rowcount
+    return conn.execute(_ENGINE_UPDATE_SET, {"rows": rows, "ids": [u["_id"] for u in updates]}).rowcount
 
 
 class _Changed(Exception):
