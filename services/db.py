@@ -55,8 +55,8 @@ def make_engine(url: str) -> Engine:
             # database without autovacuum, the engine's UPDATE (by id, version and status,
             # then run once per comment) kept the plan made while `comments` was nearly
             # empty, a walk of the status index: with 10,000 comments pending, a batch of 250
-            # took about a second instead of 130-280 ms. Here each execution is planned for its values and the table as it
-            # is now; the statement is still parsed only once. (The hot insert, whose plan
+            # took about a second instead of 130-280 ms. Here each execution is planned for
+            # its values and the table as it is now; the statement is still parsed only once. (The hot insert, whose plan
             # never changes, keeps its own: see Database._hot_connection.)
             with dbapi_conn.cursor() as cur:
                 cur.execute("SET plan_cache_mode = force_custom_plan")

@@ -277,14 +277,16 @@ def test_engine_batch_write_counts_the_rows_it_matched(client, service):
     ids = [post(client, f"batch write {i}") for i in range(3)]
     loaded = service.pending_batch(ids)
     with service.db.writing() as conn:
-        conn.execute(update(Comment).where(Comment.id == ids[1]).values(status="held"))
+        # As every change does, it moves the version on (see plan_transition).
+        conn.execute(update(Comment).where(Comment.id == ids[1])
+                     .values(status="held", version=Comment.version + 1))
     verdict = {"action": "publish", "priority": "normal", "categories": ["none"], "findings": [
         {"category": "spam", "score": 0.1, "spans": [[0, 5]]}], "scores": {"spam": 0.1},
         "published_body": None, "masked_body": "batch", "policy_version": "policy@test"}
     decided = service.record_engine_decisions({cid: dict(verdict) for cid in ids}, loaded)
     assert sorted(decided) == sorted([ids[0], ids[2]])
     held, _, last = service.get(ids[1])
-    assert held.status == "held" and held.version == 1 and last is None
+    assert held.status == "held" and held.version == 2 and last is None
     for cid in (ids[0], ids[2]):
         comment, _, last = service.get(cid)
         assert (comment.status, comment.version, last.actor) == ("approved", 2, "engine")
@@ -313,10 +315,10 @@ def test_a_small_batch_reads_and_writes_a_few_rows_on_a_table_without_statistics
         conn.execute(text(
             "INSERT INTO comments (id, article_id, author, body, status, priority, rank, "
             "categories, findings, scores, version, report_count, created_at, author_ref) "
-            "SELECT 'bulk' || g, article_id, 'Bulk', 'text', "
+            "SELECT 'bulk' || g, article_id, 'Bulk', repeat('A comment of a usual length. ', 10), "
             "CASE WHEN g % 3 = 0 THEN 'rejected' ELSE 'pending' END, 'normal', 1, '[]', '[]', "
             "'{}', 1, 0, now(), 'ref' || (g % 500) "
-            "FROM generate_series(1, 6000) AS g, (SELECT article_id FROM comments WHERE id = :id) a"),
+            "FROM generate_series(1, 30000) AS g, (SELECT article_id FROM comments WHERE id = :id) a"),
             {"id": cid})
     row = service.pending_batch([cid])[0][0]
     with service.db.writing() as conn:
@@ -329,6 +331,18 @@ def test_a_small_batch_reads_and_writes_a_few_rows_on_a_table_without_statistics
             "SELECT seq_tup_read, idx_tup_fetch FROM pg_stat_xact_user_tables "
             "WHERE relname = 'comments'")).one()
     assert seq == 0 and fetched < 50, (seq, fetched)
+    # A full batch: its rows by their ids, not by a walk of every pending comment.
+    batch = [f"bulk{g}" for g in range(1, 400) if g % 3][:200]
+    with service.db.writing() as conn:
+        assert _engine_update(conn, [{
+            "_id": bid, "_version": 1, "findings": [], "scores": {}, "policy_version": "p",
+            "masked_body": None, "published_body": None, "status": "approved",
+            "priority": "normal", "rank": 1, "categories": [], "decided_at": utcnow(),
+            "version": 2} for bid in batch]) == 200
+        seq, fetched = conn.execute(text(
+            "SELECT seq_tup_read, idx_tup_fetch FROM pg_stat_xact_user_tables "
+            "WHERE relname = 'comments'")).one()
+    assert seq == 0 and fetched < 3 * 200, (seq, fetched)
 
 
 def test_no_read_of_comments_scans_the_table(client, service, mod, keys):
