@@ -35,9 +35,10 @@ def make_engine(url: str) -> Engine:
         def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
-            # While posts keep coming from two processes a checkpoint never catches up with the
-            # log, so it grows (424 MB after about 28,000 posts here) until a lull lets it start
-            # over; the file then keeps its size unless a limit makes SQLite cut it back.
+            # A log that did grow (a checkpoint that could not copy everything while readers
+            # or writers kept using it: 424 MB after about 28,000 posts, before the hot insert
+            # checkpointed inside the writers' turn) keeps its size on disk when it starts
+            # over, unless a limit makes SQLite cut it back.
             cur.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
@@ -56,8 +57,9 @@ def make_engine(url: str) -> Engine:
             # then run once per comment) kept the plan made while `comments` was nearly
             # empty, a walk of the status index: with 10,000 comments pending, a batch of 250
             # took about a second instead of 130-280 ms. Here each execution is planned for
-            # its values and the table as it is now; the statement is still parsed only once. (The hot insert, whose plan
-            # never changes, keeps its own: see Database._hot_connection.)
+            # its values and the table as it is now; the statement is still parsed only once.
+            # (The hot insert, whose plan never changes, keeps its own: see
+            # Database._hot_connection.)
             with dbapi_conn.cursor() as cur:
                 cur.execute("SET plan_cache_mode = force_custom_plan")
             dbapi_conn.commit()
@@ -217,9 +219,10 @@ class Database:
                 # Run outside it (PASSIVE lets writers go on), it never caught up while posts
                 # kept coming from two processes: the log grew by about 150 MB every 4 s of
                 # posting (870 MB after 24 s, for a 33 MB database), and posts a second fell
-                # as it grew, 2,500-2,860 at first to 2,000-2,200 after 20 s; checkpointed in
-                # the turn it stays at about 15 MB and posts a second stay level. The row is
-                # committed: a checkpoint that cannot run now is no error of this insert.
+                # as it grew, 2,500-2,860 at first, 2,080-2,160 in the fifth run; checkpointed in
+                # the turn it stays at about 15 MB (five 4 s runs in a row: 2,580-2,940 posts
+                # a second with a checkpoint every 256 commits). The row is committed: a
+                # checkpoint that cannot run now is no error of this insert.
                 try:
                     raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                 except dialect.loaded_dbapi.Error as exc:

@@ -131,7 +131,7 @@ def moderate_batch(rt: Runtime, ids: list[str]) -> int:
         return 0
     # One connection for everything read before the engine runs (Core rows, no ORM session:
     # for a lone comment, a session's bookkeeping costs more than the queries). No snapshot
-    # is needed: the write is guarded by each row's version and status.
+    # is needed: the write is guarded by each row's version.
     with rt.db.reading() as s:
         pending = rt.service.pending_batch(ids, s)
         refs = {c.author_ref for c, _ in pending if c.author_ref}
