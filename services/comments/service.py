@@ -114,6 +114,30 @@ _ENGINE_UPDATE_SET = (
 )
 
 
+# The batch's decisions, on PostgreSQL likewise one statement: run row by row (pipelined by the
+# driver) the INSERT cost the worker about 40 us of CPU per comment, building and sending 250
+# executions; as one JSON array, about a third of that. (SQLite runs the executemany in its
+# own process, with no round trip to save.)
+_DECISION_KEYS = tuple(c.key for c in Decision.__table__.c if c.key != "id")
+_DECISION_ROWS = (
+    func.json_to_recordset(bindparam("rows", type_=JSON))
+    .table_valued(*(column(k, Decision.__table__.c[k].type) for k in _DECISION_KEYS))
+    .render_derived(name="d", with_types=True)
+)
+_INSERT_DECISIONS_SET = insert(Decision.__table__).from_select(
+    list(_DECISION_KEYS), select(*(_DECISION_ROWS.c[k] for k in _DECISION_KEYS)))
+
+
+def _insert_decisions(conn: Connection, decisions: list[dict[str, Any]]) -> None:
+    """Append the batch's decisions (the unique (comment, version) constraint refuses all of
+    them if it refuses one, as the transaction around them would)."""
+    if conn.dialect.name != "postgresql":
+        conn.execute(_INSERT_DECISION, decisions)
+        return
+    rows = [{**d, "created_at": d["created_at"].isoformat()} for d in decisions]
+    conn.execute(_INSERT_DECISIONS_SET, {"rows": rows})
+
+
 def _engine_update(conn: Connection, updates: list[dict[str, Any]]) -> int:
     """Write the engine's rows; returns how many matched (-1: the driver cannot tell)."""
     if conn.dialect.name != "postgresql":
@@ -428,7 +452,7 @@ class CommentService:
             decided.append(row.id)
         if updates:
             with self.db.writing() as s:
-                s.execute(_INSERT_DECISION, decisions)
+                _insert_decisions(s, decisions)
                 if _engine_update(s, updates) not in (-1, len(updates)):  # a row changed since it was read
                     raise _Changed()
         return decided, events

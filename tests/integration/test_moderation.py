@@ -294,6 +294,11 @@ def test_engine_batch_write_counts_the_rows_it_matched(client, service):
         assert comment.findings == verdict["findings"] and comment.scores == {"spam": 0.1}
         assert comment.categories == ["none"] and comment.policy_version == "policy@test"
         assert comment.decided_at is not None
+        # The decision (one INSERT for the batch on PostgreSQL) holds the same, as JSON.
+        assert (last.comment_version, last.from_status, last.to_status) == (1, "pending", "approved")
+        assert last.findings == verdict["findings"] and last.scores == {"spam": 0.1}
+        assert last.categories == ["none"] and last.policy_version == "policy@test"
+        assert last.created_at == comment.decided_at
 
 
 def test_a_small_batch_reads_and_writes_a_few_rows_on_a_table_without_statistics(client, service, mod):
