@@ -19,12 +19,13 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import redis
 
-from .events import Publisher, RedisPublisher, publish_many
+from .events import CHANNEL, MAXLEN, STREAM, Event, Publisher, RedisPublisher, encode_events, publish_many
+from .scripts import LuaScripts
 
 log = logging.getLogger("triage.cache")
 
@@ -40,6 +41,25 @@ TOKEN_TTL = 0.010
 # announcement (a dropped connection, before the thread notices) could leave it stale.
 HEARD_TOKEN_TTL = 1.0
 CHANGED_CHANNEL = "triage:gen:changed"
+
+# New read tokens, announced, then events published, in one call. KEYS: the event stream.
+# ARGV: the stream's length, the event channel, the token channel, the number n of articles,
+# n (token key, new token, slug) triples, then the events (JSON). Tokens first: a widget told
+# of an event then reads the new page. As one script, a worker's batch of 250 costs it about
+# 1 ms of CPU where pipelined commands (two per event) cost about 4.
+REPLACE = """
+local n = tonumber(ARGV[4])
+for i = 0, n - 1 do
+  local b = 5 + 3 * i
+  redis.call('SET', ARGV[b], ARGV[b + 1])
+  redis.call('PUBLISH', ARGV[3], ARGV[b + 2])
+end
+for i = 5 + 3 * n, #ARGV do
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'event', ARGV[i])
+  redis.call('PUBLISH', ARGV[2], ARGV[i])
+end
+return n
+"""
 
 
 _LISTENER_START = threading.Lock()
@@ -59,6 +79,7 @@ class ReadCache:
         self._listener_pid = 0
         self._pages: dict[tuple[str, str, int, str | None], bytes] = {}
         self._etags: dict[tuple[str, int, str | None], str] = {}
+        self._scripts = LuaScripts(self.client, {"replace": REPLACE})
 
     def _gen_key(self, slug: str) -> str:
         return f"triage:gen:{slug}"
@@ -125,17 +146,18 @@ class ReadCache:
     def invalidate(self, slug: str) -> None:
         self.invalidate_many([slug])
 
-    def invalidate_many(self, slugs: Iterable[str], also: Callable[[Any], None] | None = None) -> None:
-        """New tokens for these articles, announced; `also` adds the caller's own commands to
-        the same round trip, after them."""
+    def invalidate_many(self, slugs: Iterable[str], events: Sequence[Event] = (),
+                        maxlen: int = MAXLEN) -> None:
+        """New tokens for these articles, announced, then `events` published to the event
+        stream and channel (see RedisPublisher), all in one round trip."""
         slugs = list(slugs)
-        pipe = self.client.pipeline(transaction=False)
+        if not slugs and not events:
+            return
+        args: list[Any] = [maxlen, CHANNEL, CHANGED_CHANNEL, len(slugs)]
         for slug in slugs:
-            pipe.set(self._gen_key(slug), uuid.uuid4().hex)
-            pipe.publish(CHANGED_CHANNEL, slug)  # after the new token is in place
-        if also is not None:
-            also(pipe)
-        pipe.execute()
+            args += [self._gen_key(slug), uuid.uuid4().hex, slug]
+        args += encode_events(events)
+        self._scripts.call("replace", 1, STREAM, *args)
         for slug in slugs:
             self._tokens.pop(slug, None)
 
@@ -206,9 +228,8 @@ class InvalidatingPublisher:
         inner = self.inner
         if isinstance(inner, RedisPublisher) and inner.redis_url == self.cache.redis_url:
             # New tokens and the events in one round trip (a worker publishes after every
-            # batch, and the round trip is most of what publishing costs). Tokens first: a
-            # widget told of an event then reads the new page.
-            self.cache.invalidate_many(slugs, also=lambda pipe: inner.add_to(pipe, events))
+            # batch, and the round trip is most of what publishing costs for a lone comment).
+            self.cache.invalidate_many(slugs, events, inner.maxlen)
             return
         if slugs:
             self.cache.invalidate_many(slugs)

@@ -58,13 +58,8 @@ class RedisPublisher:
 
     def publish_many(self, events: list[tuple[str, dict[str, Any]]]) -> None:
         pipe = self.client.pipeline(transaction=False)
-        self.add_to(pipe, events)
-        pipe.execute()
-
-    def add_to(self, pipe: Any, events: Sequence[tuple[str, dict[str, Any]]]) -> None:
-        """Queue `events` on a pipeline of the same Redis, for a caller with more to send in
-        the same round trip."""
         add_events(pipe, events, self.maxlen)
+        pipe.execute()
 
 
 def encode_events(events: Sequence[tuple[str, dict[str, Any]]]) -> list[str]:

@@ -32,7 +32,6 @@ The message is Celery's task protocol 2 as kombu's Redis transport stores it, bu
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import logging
 import os
@@ -44,11 +43,11 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import redis
-from redis.exceptions import NoScriptError
 
 from ..config import Settings
 from ..events import CHANNEL, MAXLEN, STREAM, Event, encode_events
 from ..metrics import ENQUEUE_FAILURES, ENQUEUE_SIZES
+from ..scripts import LuaScripts
 
 log = logging.getLogger("triage.queue")
 
@@ -132,45 +131,11 @@ def batch_key(queue: str) -> str:
     return f"triage:batch:{queue}:{uuid.uuid4().hex}"
 
 
-class Scripts:
-    """Lua scripts called by SHA1 (EVALSHA), alone or many in a pipeline. redis-py's Script
-    objects ask Redis whether a script exists before every pipeline, a second round trip per
-    comment; here a script is loaded again only when Redis says it has forgotten it (a
-    restart)."""
+class Scripts(LuaScripts):
+    """The queue's scripts (JOIN, CLAIM), and any `more` a caller runs on the same client."""
 
     def __init__(self, client: redis.Redis, more: dict[str, str] | None = None) -> None:
-        self.client = client
-        self.src = {"join": JOIN, "claim": CLAIM, **(more or {})}
-        self.sha = {name: hashlib.sha1(src.encode()).hexdigest() for name, src in self.src.items()}
-
-    def run(self, calls: list[tuple[str, tuple[Any, ...]]]) -> list[Any]:
-        """Run (script, args) calls in one round trip; returns their replies. Raises the first
-        error."""
-        pipe = self.client.pipeline(transaction=False)
-        for name, args in calls:
-            pipe.evalsha(self.sha[name], *args)
-        replies = pipe.execute(raise_on_error=False)
-        missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
-        if missing:
-            for name in {calls[i][0] for i in missing}:
-                self.client.script_load(self.src[name])
-            again = self.client.pipeline(transaction=False)
-            for i in missing:
-                again.evalsha(self.sha[calls[i][0]], *calls[i][1])
-            for i, r in zip(missing, again.execute(raise_on_error=False)):
-                replies[i] = r
-        for r in replies:
-            if isinstance(r, Exception):
-                raise r
-        return replies
-
-    def call(self, name: str, *args: Any) -> Any:
-        """Run one script in one round trip (no pipeline to build); returns its reply."""
-        try:
-            return self.client.evalsha(self.sha[name], *args)
-        except NoScriptError:
-            self.client.script_load(self.src[name])
-            return self.client.evalsha(self.sha[name], *args)
+        super().__init__(client, {"join": JOIN, "claim": CLAIM, **(more or {})})
 
     def claim(self, queue: str, batch: str, keep_seconds: int) -> list[str]:
         """Close `batch`, keep it `keep_seconds` more (for a re-delivery), return its ids."""

@@ -68,20 +68,32 @@ def test_a_decision_replaces_the_token_and_publishes_its_events_in_one_round_tri
     live.subscribe(CHANNEL)
     wait_for(lambda: live.get_message(timeout=0.1) is not None, timeout=5)
     inner = RedisPublisher(REDIS_URL)
-    calls = []
-    for client in (cache.client, inner.client):
-        real = client.pipeline
-        client.pipeline = lambda *a, _real=real, **k: calls.append(1) or _real(*a, **k)
-    last = r.xrevrange(STREAM, count=1)
-    InvalidatingPublisher(inner, cache).publish_many(
-        [("comment.published", {"id": "c1", "article": slug}), ("comment.note", {"id": "c1"})])
-    assert len(calls) == 1
-    assert cache.generation(slug) != before
-    newest = r.xrevrange(STREAM, count=2)
-    assert [json.loads(e[b"event"])["type"] for _, e in reversed(newest)] == [
-        "comment.published", "comment.note"] and newest != last
-    heard = wait_for(lambda: live.get_message(timeout=0.1), timeout=5)
-    assert json.loads(heard["data"])["type"] == "comment.published"
+    r.script_flush()  # a Redis that forgot the script (a restart) is given it again
+    publisher = InvalidatingPublisher(inner, cache)
+    for forgotten in (True, False):
+        before = cache.generation(slug)
+        calls: list[str] = []  # round trips: commands sent alone, and pipelines
+        for client in (cache.client, inner.client):
+            real_pipe, real_cmd = client.pipeline, client.execute_command
+            client.pipeline = (  # type: ignore[method-assign]
+                lambda *a, _real=real_pipe, **k: calls.append("pipeline") or _real(*a, **k))
+            client.execute_command = (  # type: ignore[method-assign]
+                lambda *a, _real=real_cmd, **k: calls.append(str(a[0])) or _real(*a, **k))
+        last = r.xrevrange(STREAM, count=1)
+        publisher.publish_many(
+            [("comment.published", {"id": "c1", "article": slug}), ("comment.note", {"id": "c1"})])
+        for client in (cache.client, inner.client):
+            del client.pipeline, client.execute_command
+        # One round trip; after SCRIPT FLUSH, the refused call, the load and the call again.
+        assert calls == (["EVALSHA", "SCRIPT LOAD", "EVALSHA"] if forgotten else ["EVALSHA"])
+        assert cache.generation(slug) != before
+        newest = r.xrevrange(STREAM, count=2)
+        assert [json.loads(e[b"event"])["type"] for _, e in reversed(newest)] == [
+            "comment.published", "comment.note"] and newest != last
+        heard = wait_for(lambda: live.get_message(timeout=0.1), timeout=5)
+        assert json.loads(heard["data"])["type"] == "comment.published"
+        assert json.loads(wait_for(lambda: live.get_message(timeout=0.1), timeout=5)["data"])[
+            "type"] == "comment.note"
 
 
 def test_a_token_announced_as_replaced_while_being_kept_is_not_kept() -> None:
