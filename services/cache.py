@@ -24,7 +24,8 @@ from typing import Any
 
 import redis
 
-from .events import CHANNEL, MAXLEN, STREAM, Event, Publisher, RedisPublisher, encode_events, publish_many
+from .events import (CHANNEL, MAXLEN, STREAM, Event, Publisher, RedisPublisher, encode_events,
+                     publish_many)
 from .scripts import LuaScripts
 
 log = logging.getLogger("triage.cache")
