@@ -24,8 +24,8 @@ from typing import Any
 
 import redis
 
-from .events import (CHANNEL, MAXLEN, STREAM, Event, Publisher, RedisPublisher, encode_events,
-                     publish_many)
+from .events import (CHANNEL, LUA_PUBLISH_EVENTS, MAXLEN, STREAM, Event, Publisher,
+                     RedisPublisher, encode_events, publish_many)
 from .scripts import LuaScripts
 
 log = logging.getLogger("triage.cache")
@@ -48,17 +48,14 @@ CHANGED_CHANNEL = "triage:gen:changed"
 # n (token key, new token, slug) triples, then the events (JSON). Tokens first: a widget told
 # of an event then reads the new page. As one script, a worker's batch of 250 costs it about
 # 1 ms of CPU where pipelined commands (two per event) cost about 4.
-REPLACE = """
+REPLACE = LUA_PUBLISH_EVENTS + """
 local n = tonumber(ARGV[4])
 for i = 0, n - 1 do
   local b = 5 + 3 * i
   redis.call('SET', ARGV[b], ARGV[b + 1])
   redis.call('PUBLISH', ARGV[3], ARGV[b + 2])
 end
-for i = 5 + 3 * n, #ARGV do
-  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'event', ARGV[i])
-  redis.call('PUBLISH', ARGV[2], ARGV[i])
-end
+publish_events(KEYS[1], ARGV[1], ARGV[2], 5 + 3 * n)
 return n
 """
 

@@ -62,6 +62,18 @@ class RedisPublisher:
         pipe.execute()
 
 
+# The Lua twin of `add_events`, for scripts that publish events as part of their work (the
+# queue's JOIN, the read cache's REPLACE): each ARGV from `first` on is an event's JSON.
+LUA_PUBLISH_EVENTS = """
+local function publish_events(stream, maxlen, channel, first)
+  for i = first, #ARGV do
+    redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'event', ARGV[i])
+    redis.call('PUBLISH', channel, ARGV[i])
+  end
+end
+"""
+
+
 def encode_events(events: Sequence[tuple[str, dict[str, Any]]]) -> list[str]:
     """Events as the JSON text stored in the stream and sent on the channel."""
     now = time.time()

@@ -18,7 +18,8 @@ class LuaScripts:
     def __init__(self, client: redis.Redis, src: dict[str, str]) -> None:
         self.client = client
         self.src = dict(src)
-        self.sha = {name: hashlib.sha1(text.encode()).hexdigest() for name, text in self.src.items()}
+        self.sha = {name: hashlib.sha1(text.encode()).hexdigest()
+                    for name, text in self.src.items()}
 
     def run(self, calls: list[tuple[str, tuple[Any, ...]]]) -> list[Any]:
         """Run (script, args) calls in one round trip; returns their replies. Raises the first

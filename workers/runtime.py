@@ -15,9 +15,10 @@ from services.comments.moderation import ModerationRules, ModerationService
 from services.comments.service import CommentService
 from services.config import Settings
 from services.db import Database
-from services.api.queue import Scripts, TaskSender
+from services.api.queue import TaskSender
 from services.cache import InvalidatingPublisher, ReadCache
 from services.events import RedisPublisher
+from services.scripts import LuaScripts
 
 log = logging.getLogger("triage.worker")
 
@@ -146,7 +147,7 @@ class Runtime:
         self.redis = redis.Redis.from_url(settings.redis_url)
         # Re-sends (the sweeper's) go through the same coalescing queue as the API's sends.
         self.sender = TaskSender(settings)
-        self.scripts = Scripts(self.redis, {"duplicates": DUPLICATES})
+        self.scripts = LuaScripts(self.redis, {"duplicates": DUPLICATES})
         self.service = CommentService(
             self.db, dispatch=self.sender.moderate, redispatch_many=self.sender.moderate_many,
             salt=settings.author_salt,

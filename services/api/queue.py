@@ -45,7 +45,7 @@ from typing import Any
 import redis
 
 from ..config import Settings
-from ..events import CHANNEL, MAXLEN, STREAM, Event, encode_events
+from ..events import CHANNEL, LUA_PUBLISH_EVENTS, MAXLEN, STREAM, Event, encode_events
 from ..metrics import ENQUEUE_FAILURES, ENQUEUE_SIZES
 from ..scripts import LuaScripts
 
@@ -70,7 +70,7 @@ _EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 # number of ids n, the number k of (key, message) pairs for new batches, then the n ids, the k
 # pairs, then any events to publish (JSON). Ids join the open batch while it has room, then
 # fill new batches in order. Returns how many new batches it opened.
-JOIN = """
+JOIN = LUA_PUBLISH_EVENTS + """
 local max, ttl, live = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[4])
 local n, k = tonumber(ARGV[7]), tonumber(ARGV[8])
 local first_pair, first_event = 9 + n, 9 + n + 2 * k
@@ -98,10 +98,7 @@ while done < n do
   done = done + take
   room = room - take
 end
-for i = first_event, #ARGV do
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'event', ARGV[i])
-  redis.call('PUBLISH', ARGV[6], ARGV[i])
-end
+publish_events(KEYS[3], ARGV[5], ARGV[6], first_event)
 return opened
 """
 
@@ -132,10 +129,10 @@ def batch_key(queue: str) -> str:
 
 
 class Scripts(LuaScripts):
-    """The queue's scripts (JOIN, CLAIM), and any `more` a caller runs on the same client."""
+    """The queue's scripts, JOIN and CLAIM."""
 
-    def __init__(self, client: redis.Redis, more: dict[str, str] | None = None) -> None:
-        super().__init__(client, {"join": JOIN, "claim": CLAIM, **(more or {})})
+    def __init__(self, client: redis.Redis) -> None:
+        super().__init__(client, {"join": JOIN, "claim": CLAIM})
 
     def claim(self, queue: str, batch: str, keep_seconds: int) -> list[str]:
         """Close `batch`, keep it `keep_seconds` more (for a re-delivery), return its ids."""
