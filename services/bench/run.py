@@ -770,7 +770,8 @@ def main(argv: list[str] | None = None) -> int:
         if etag:
             inm_status, _, _ = http_json(base, "GET", read_path, headers={"If-None-Match": etag})
         details["read_check"] = {"status": status, "items": len((body or {}).get("items", [])),
-                                 "etag": etag, "if_none_match_status": inm_status}
+                                 "etag": etag, "if_none_match_status": inm_status,
+                                 "connection": headers.get("connection")}
         read_runs = alternate({
             "hello": load("read baseline: GET /bench/hello", "GET", "/bench/hello"),
             "read": load(f"read: GET {read_path}", "GET", read_path),
@@ -918,7 +919,9 @@ def notes_for(d: dict[str, Any]) -> list[str]:
     out.append(f"ingest: {d.get('tool')} -t2 -c32, bodies drawn from 4,000 varied comments; worker "
                f"frozen meanwhile; {ing.get('error_count', 0)} errors (baseline "
                f"{base.get('error_count', 0)}); {len(ing.get('rounds', []))} turns each, "
-               f"req/s by turn {_turns(ing)} (baseline {_turns(base)}).")
+               f"req/s by turn {_turns(ing)} (baseline {_turns(base)})"
+               + ("; the server closes each connection after its answer, the baseline's as the "
+                  "posts'" if d.get("read_check", {}).get("connection") == "close" else "") + ".")
     p = d.get("pipeline", {})
     if p:
         mix = ", ".join(f"{k} {v}" for k, v in sorted(p.get("mix", {}).items()))

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from services.bench import corpus as corpus_mod
+from services.bench import run
 from services.bench.load import MARK, lua_script, lua_string, parse_wrk
 from services.bench.stats import (
     evaluate_targets,
@@ -146,3 +147,11 @@ def test_alternating_loads_take_turns_and_add_up():
     assert out["post"]["rps"] == 40 and out["post"]["rounds"] == [40, 40, 40]
     assert out["post"]["errors"] == {"status": 0, "read": 3} and out["post"]["error_count"] == 3
     assert out["post"]["latency_us"]["p99"] == 906 and out["post"]["latency_us"]["p50"] == 100
+
+
+def test_ingest_note_says_when_the_server_closed_connections():
+    base = {"tool": "wrk", "ingest": {"rounds": [2000.0]}, "ingest_baseline": {"rounds": [4000.0]}}
+    closed = run.notes_for({**base, "read_check": {"connection": "close"}})[0]
+    kept = run.notes_for({**base, "read_check": {"connection": None}})[0]
+    assert "closes each connection" in closed and closed.endswith(".")
+    assert "closes each connection" not in kept and kept.endswith("(baseline 4,000).")
