@@ -47,9 +47,11 @@ audit: install
 	@$(BIN)/python -m pip install --quiet pip-audit
 	$(BIN)/pip-audit --strict --skip-editable --progress-spinner off --desc off
 
-# Pyflakes-level checks: unused imports, undefined names, syntax errors.
+# Pyflakes-level checks (unused imports, undefined names, syntax errors), and the type hints
+# of everything outside tests checked by mypy (pinned: a new release may judge differently).
 lint: install
 	$(BIN)/ruff check --select F,E9 services workers tests
+	$(BIN)/mypy services workers
 
 docs: install
 	$(BIN)/triage docs

@@ -9,7 +9,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, Table, create_engine, event, insert
 from sqlalchemy.engine import Dialect, make_url
@@ -251,7 +251,7 @@ class Database:
             statement.execute_dbapi(raw, dialect, args)
             return
         except DBAPIError as err:
-            if not dialect.is_disconnect(err.orig, raw, None):
+            if not dialect.is_disconnect(cast(Any, err.orig), raw, None):
                 raise
             log.warning("database connection lost; inserting again on a new one",
                         extra={"error": str(err.orig)})
@@ -284,7 +284,8 @@ class Database:
             raise DBAPIError.instance(None, None, err, dialect.loaded_dbapi.Error,
                                       dialect=dialect) from err
         pooled.detach()  # ours for good: closed with the thread, never returned to the pool
-        raw = pooled.dbapi_connection
+        # The driver's own connection (sqlite3's or psycopg's), with their own attributes.
+        raw: Any = pooled.dbapi_connection
         if dialect.name == "sqlite":
             # Its commits leave the checkpoint to insert_committed, which runs it every
             # HOT_CHECKPOINT_EVERY commits (SQLite's own would run at the first commit after

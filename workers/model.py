@@ -210,7 +210,7 @@ def train(examples: Iterable[Example], *, C: float = 10.0) -> bytes:
         "kind": "tfidf-logreg",
         "trained_on": len(exs),
         "classes": [str(c) for c in clf.classes_],
-        "vocab": sorted(vocab, key=vocab.get),
+        "vocab": sorted(vocab, key=vocab.__getitem__),
         "idf": [round(float(x), 6) for x in vec.idf_],
         "coef": [[round(float(x), 6) for x in row] for row in clf.coef_],
         "intercept": [float(x) for x in clf.intercept_],

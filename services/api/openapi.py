@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
+from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from . import schemas
@@ -30,7 +31,7 @@ CID = {"name": "comment_id", "in": "path", "required": True, "schema": {"type": 
 @lru_cache(maxsize=1)
 def document() -> dict[str, Any]:
     """The whole document; computed once per process."""
-    models = [
+    models: list[type[BaseModel]] = [
         schemas.CommentIn, schemas.Accepted, schemas.CommentStatus, schemas.CommentPage,
         schemas.Problem, schemas.Health, schemas.ReportIn, schemas.ReportOut,
         schemas.DecisionIn, schemas.BulkIn, schemas.BanIn, schemas.ListIn,
@@ -118,7 +119,7 @@ def document() -> dict[str, Any]:
 
 def moderation_paths(errors: dict[str, Any]) -> dict[str, Any]:
     """Moderator and admin routes; all need a Bearer key."""
-    sec = [{"bearer": []}]
+    sec: list[dict[str, list[str]]] = [{"bearer": []}]
     auth = {"401": PROBLEM, "403": PROBLEM, "429": PROBLEM}
     obj = {"description": "JSON", "content": {"application/json": {"schema": {"type": "object"}}}}
     name = {"name": "name", "in": "path", "required": True,

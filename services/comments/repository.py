@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Unpack
 
 from sqlalchemy import Connection, Row, and_, or_, select
 from sqlalchemy.orm import Session
@@ -24,7 +24,7 @@ PUBLIC_COLUMNS = (Comment.id, Comment.author, Comment.body, Comment.published_bo
 
 def approved_page(
     conn: Session | Connection, article_id: int, limit: int, after: tuple[dt.datetime, str] | None
-) -> Sequence[Row[Any]]:
+) -> Sequence[Row[Unpack[tuple[Any, ...]]]]:
     """Approved comments oldest first, keyset-paginated on (created_at, id)."""
     q = select(*PUBLIC_COLUMNS).where(Comment.article_id == article_id,
                                       Comment.status == Status.APPROVED, decided())

@@ -10,12 +10,14 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import JSON, Integer, any_, bindparam, column, delete, func, insert, select, update
+from sqlalchemy import (
+    JSON, Integer, Table, any_, bindparam, column, delete, func, insert, select, update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy.engine import Connection, CursorResult, Row
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnClause
 from sqlalchemy.sql.selectable import TableValuedAlias
@@ -60,12 +62,14 @@ class Accepted:
     status: str
 
 
-_INSERT_DECISION = insert(Decision.__table__)
+# Declarative classes type their __table__ as any FromClause; these two are Tables.
+_DECISIONS = cast(Table, Decision.__table__)
+_INSERT_DECISION = insert(_DECISIONS)
 
 
 # The worker's statements, built once: building a statement with a dozen parameters costs
 # SQLAlchemy more (its cache key) than SQLite takes to run it for a lone comment.
-_COMMENTS = Comment.__table__
+_COMMENTS = cast(Table, Comment.__table__)
 # By id alone, the status checked in Python: given `status = 'pending'` too, SQLite walks the
 # (status, created_at) index through every pending comment instead of looking the ids up, so
 # each batch cost as much as the whole backlog (in a benchmark run, 11.6 ms instead of 1.8).
@@ -128,10 +132,10 @@ _ENGINE_UPDATE_SET = (
 # driver) the INSERT cost the worker 33-41 us of CPU per comment, building and sending 250
 # executions; as one JSON array, 14-17 us (2,000 comments in batches of 250, four interleaved
 # pairs). (SQLite runs the executemany in its own process, with no round trip to save.)
-_DECISION_KEYS = tuple(c.key for c in Decision.__table__.c if c.key != "id")
+_DECISION_KEYS = tuple(c.key for c in _DECISIONS.c if c.key != "id")
 _DECISION_ROWS = _json_recordset(
-    "d", *(column(k, Decision.__table__.c[k].type) for k in _DECISION_KEYS))
-_INSERT_DECISIONS_SET = insert(Decision.__table__).from_select(
+    "d", *(column(k, _DECISIONS.c[k].type) for k in _DECISION_KEYS))
+_INSERT_DECISIONS_SET = insert(_DECISIONS).from_select(
     list(_DECISION_KEYS), select(*(_DECISION_ROWS.c[k] for k in _DECISION_KEYS)))
 
 
@@ -220,7 +224,7 @@ class CommentService:
         self.publisher = publisher
         self.salt = salt
         self._article_ids: dict[str, int] = {}
-        self._insert_comment = RowInsert(Comment.__table__, db.engine.dialect)
+        self._insert_comment = RowInsert(_COMMENTS, db.engine.dialect)
 
     def hash_ref(self, kind: str, value: str) -> str:
         """Salted hash identifying an author or reporter without keeping who they are."""
@@ -349,7 +353,8 @@ class CommentService:
         """Forget keys older than the replay window."""
         cutoff = utcnow() - dt.timedelta(seconds=IDEMPOTENCY_SECONDS)
         with self.db.session() as s:
-            return s.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < cutoff)).rowcount or 0
+            result = s.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < cutoff))
+            return cast("CursorResult[Any]", result).rowcount or 0
 
     def _dispatch(self, comment_id: str, request_id: str | None, events: Sequence[Event] = ()) -> None:
         if self.dispatch is None:

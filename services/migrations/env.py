@@ -16,6 +16,8 @@ def run_migrations_online() -> None:
     url = config.get_main_option("sqlalchemy.url")
     connectable = config.attributes.get("connection")
     if connectable is None:
+        if not url:
+            raise RuntimeError("no sqlalchemy.url to migrate (services.migrate sets it)")
         engine = make_engine(url)
         with engine.connect() as connection:
             _run(connection)

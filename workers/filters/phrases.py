@@ -717,8 +717,8 @@ def sentence_bounds(s: str, start: int, end: int) -> tuple[int, int]:
     a = 0
     for m in _SENT_END.finditer(s, 0, start):
         a = m.end()
-    m = _SENT_END.search(s, end)
-    b = m.end() if m else len(s)
+    after = _SENT_END.search(s, end)
+    b = after.end() if after else len(s)
     return a, b
 
 
