@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from sqlalchemy.engine import make_url
 
 from ..config import ROOT, Settings
 from . import corpus as corpus_mod
@@ -904,11 +905,18 @@ def main(argv: list[str] | None = None) -> int:
         md = [f"Measured by `make bench` on {machine_line(machine)}.", "", render_markdown(rows), ""]
         md += [f"- {note}" for note in notes]
         try:
-            replace_section("performance", "\n".join(md))
+            replace_section(readme_section(database_url), "\n".join(md))
         except SystemExit as exc:
             print(f"bench: README not updated: {exc}", file=sys.stderr)
     print(json.dumps(figures, separators=(",", ":"), default=str))
     return 0
+
+
+def readme_section(database_url: str) -> str:
+    """The README section a run writes: the default SQLite's table, or its database's own, so
+    a run on PostgreSQL stands beside the default's instead of replacing it."""
+    backend = make_url(database_url).get_backend_name()
+    return "performance" if backend == "sqlite" else f"performance-{backend}"
 
 
 def notes_for(d: dict[str, Any]) -> list[str]:

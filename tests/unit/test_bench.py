@@ -155,3 +155,8 @@ def test_ingest_note_says_when_the_server_closed_connections():
     kept = run.notes_for({**base, "read_check": {"connection": None}})[0]
     assert "closes each connection" in closed and closed.endswith(".")
     assert "closes each connection" not in kept and kept.endswith("(baseline 4,000).")
+
+
+def test_each_database_writes_its_own_readme_table():
+    assert run.readme_section("sqlite:////tmp/bench.db") == "performance"
+    assert run.readme_section("postgresql+psycopg://u@h:5432/db") == "performance-postgresql"
