@@ -15,9 +15,10 @@ from services.comments.moderation import ModerationRules, ModerationService
 from services.comments.service import CommentService
 from services.config import Settings
 from services.db import Database
-from services.api.queue import TaskSender
 from services.cache import InvalidatingPublisher, ReadCache
 from services.events import RedisPublisher
+from services.queue import protocol
+from services.queue.sender import TaskSender
 from services.scripts import LuaScripts
 
 log = logging.getLogger("triage.worker")
@@ -147,6 +148,8 @@ class Runtime:
         self.redis = redis.Redis.from_url(settings.redis_url)
         # Re-sends (the sweeper's) go through the same coalescing queue as the API's sends.
         self.sender = TaskSender(settings)
+        # The worker's own handle on the queue's scripts (the sender's connection and timeouts).
+        self.queue_scripts = protocol.Scripts(self.sender.client)
         self.scripts = LuaScripts(self.redis, {"duplicates": DUPLICATES})
         self.service = CommentService(
             self.db, dispatch=self.sender.moderate, redispatch_many=self.sender.moderate_many,
@@ -156,6 +159,11 @@ class Runtime:
         self.moderation = ModerationService(self.service, ModerationRules(
             trust_min_approved=settings.trust_min_approved))
         self.engine = EngineHolder(settings, self.service, self.moderation)
+
+    def claim(self, batch: str) -> list[str]:
+        """Claim `batch` for this worker (see services.queue.protocol); returns its ids."""
+        return protocol.claim(self.queue_scripts, self.settings.queue_name, batch,
+                              self.settings.visibility_timeout)
 
     def recent_duplicates_many(self, items: list[tuple[str, str]]) -> dict[str, int]:
         """For each (comment id, body): other comments with the same text in the last hour,

@@ -1,7 +1,7 @@
 """Tasks take ids, reload state, and do nothing when the work is already done.
 
 The API queues each comment once, after its row is committed, and comments waiting for a
-worker share a batch (see `services.api.queue`): `moderation.moderate_comments(batch)`
+worker share a batch (see `services.queue.protocol`): `moderation.moderate_comments(batch)`
 moderates up to `MAX_IDS` comments with one query to load them and one transaction to record
 the decisions. A message is acknowledged only after its batch has returned (acks_late), and
 the database's unique (comment, version) constraint keeps every comment to exactly one engine
@@ -21,7 +21,7 @@ from celery.signals import worker_process_init
 from redis.exceptions import RedisError
 from sqlalchemy.exc import OperationalError
 
-from services.api.queue import MODERATE_TASK, claimed_ttl
+from services.queue.protocol import MODERATE_TASK
 from services.config import Settings
 
 from .runtime import Runtime
@@ -70,11 +70,10 @@ def register(app: Celery, settings: Settings) -> None:
 
     @app.task(name=MODERATE_TASK, acks_late=True, ignore_result=True)
     def moderate_comments(batch: str) -> int:
-        """Moderate the comments of one batch (see services.api.queue) still pending."""
+        """Moderate the comments of one batch (see services.queue.protocol) still pending."""
         rt = runtime()
         try:
-            ids = rt.sender.scripts.claim(settings.queue_name, batch,
-                                          claimed_ttl(settings.visibility_timeout))
+            ids = rt.claim(batch)
             decided = moderate_batch(rt, ids)
         except TRANSIENT as exc:
             # Nothing was recorded (one transaction) and the batch is kept: run it again
@@ -86,7 +85,7 @@ def register(app: Celery, settings: Settings) -> None:
             except Exception:  # noqa: BLE001 - the comments stay pending; the sweeper re-sends
                 pass
             return 0
-        # Decisions are committed; the batch expires by itself (see services.api.queue).
+        # Decisions are committed; the batch expires by itself (see services.queue.protocol).
         return decided
 
     @app.task(name="moderation.moderate_comment", acks_late=True, ignore_result=True,

@@ -20,7 +20,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from ..comments.moderation import ModerationRules, ModerationService
 from . import moderation, ops, problems, public, ui
 from .limits import init_limits
-from .queue import SendBuffer, TaskSender
+from ..queue.buffer import SendBuffer
+from ..queue.sender import TaskSender
 
 
 def create_app(settings: Settings | None = None, *, service: CommentService | None = None) -> Flask:

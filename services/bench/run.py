@@ -343,7 +343,7 @@ def prepare_read(base: str, db: Any, art_id: int, slug: str, corpus: corpus_mod.
 def insert_pipeline(settings: Settings, db: Any, art_id: int,
                     items: list[tuple[str, str]], corpus: corpus_mod.Corpus) -> list[str]:
     """Insert pending comments and commit, then send one task per comment as the API does."""
-    from ..api.queue import TaskSender
+    from ..queue.sender import TaskSender
     from ..comments.models import Comment
     from ..comments.service import author_ref
 
@@ -365,7 +365,8 @@ def insert_pipeline(settings: Settings, db: Any, art_id: int,
 
 def send_noops(settings: Settings, n: int) -> None:
     """`bench.noop` messages built and pushed exactly as the API pushes moderation tasks."""
-    from ..api.queue import TaskSender, task_message
+    from ..queue.protocol import task_message
+    from ..queue.sender import TaskSender
 
     sender = TaskSender(settings)
     pipe = sender.client.pipeline(transaction=False)
