@@ -43,7 +43,7 @@ return out
 
 def policy_settings(settings: Settings) -> Any:
     """The engine's policy settings, from the process settings."""
-    from .policy import PolicySettings
+    from .engine.policy import PolicySettings
 
     try:
         return PolicySettings(profanity_mode=settings.profanity_mode)
@@ -85,8 +85,8 @@ def build_engine(
     settings: Settings, service: CommentService | None, lists: dict[str, list[str]] | None = None
 ) -> Any:
     """Engine with the newest stored model, else the model built from the shipped seed data."""
-    from . import model as model_mod
-    from .pipeline import Engine
+    from .engine import model as model_mod
+    from .engine.pipeline import Engine
 
     if service is not None:
         # A database that no `triage seed` prepared: learn from the seed data once and store
@@ -109,7 +109,7 @@ def store_seed_model(service: CommentService) -> int | None:
     returns the new model's id. `triage seed` runs this before any worker starts: each pool
     process then loads the model in milliseconds, where training it at start (seconds, in
     every process at once) outlasted the time Celery gives a pool process to come up."""
-    from . import model as model_mod
+    from .engine import model as model_mod
 
     if service.latest_model_id(MODEL_NAME) is not None:
         return None
@@ -118,8 +118,8 @@ def store_seed_model(service: CommentService) -> int | None:
 
 def with_lists(engine: Any, lists: dict[str, list[str]]) -> Any:
     """The same engine (model, policy) with the site's lists applied to its filters."""
-    from .filters.lists import AllowedDomains, ListsFilter
-    from .pipeline import Engine
+    from .engine.filters.lists import AllowedDomains, ListsFilter
+    from .engine.pipeline import Engine
 
     # Reuse the engine's compiled filters (building them costs seconds); only the list-driven
     # parts are replaced.

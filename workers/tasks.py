@@ -181,8 +181,8 @@ def classify(
     trusted: bool = False, banned: bool = False,
 ) -> dict[str, Any]:
     """Run the engine with what the worker knows (duplicates, trust) and apply author bans."""
-    from .filters.base import Context
-    from .filters.profanity import mask
+    from .engine.filters.base import Context
+    from .engine.filters.profanity import mask
 
     engine = rt.engine.get()
     ctx = Context(author=author, article=slug, recent_duplicates=duplicates, trusted_author=trusted)

@@ -222,7 +222,7 @@ def classify_alone(repo: str, conn: Any, passes: int = 3) -> None:
     the dev set, freeze them out of the collector's sight (workers.tasks does the same), say
     "ready", and on "go" send back measure_classify's figures (or the error, as text)."""
     try:
-        from workers.pipeline import Engine
+        from workers.engine.pipeline import Engine
 
         engine = Engine()
         dev = corpus_mod.load_dev_set(Path(repo))
@@ -684,7 +684,7 @@ def main(argv: list[str] | None = None) -> int:
         progress("migrating and seeding a fresh database; loading the engine")
         booter = threading.Thread(target=boot, daemon=True)
         booter.start()
-        from workers.pipeline import Engine
+        from workers.engine.pipeline import Engine
 
         engine = Engine()
         dev = corpus_mod.load_dev_set(repo)

@@ -57,3 +57,26 @@ def test_the_domain_imports_neither_flask_nor_celery():
 
 def test_the_queue_package_imports_neither_the_api_nor_worker_code():
     assert offenders("services/queue", ("flask", "celery", "services.api", "workers")) == {}
+
+
+ENGINE_FORBIDDEN = ("celery", "kombu", "flask", "sqlalchemy", "redis", "services")
+
+
+def test_the_engine_imports_no_celery_flask_sqlalchemy_or_redis():
+    assert offenders("workers/engine", ENGINE_FORBIDDEN) == {}
+
+
+def test_the_whole_engine_loads_without_them():
+    # The static check above misses imports made by a third-party package on the engine's behalf.
+    import subprocess
+    import sys
+
+    modules = sorted(".".join(p.relative_to(ROOT).with_suffix("").parts)
+                     for p in (ROOT / "workers" / "engine").rglob("*.py")
+                     if p.name != "__init__.py")
+    code = ("import importlib, sys\n"
+            f"for m in {modules!r}: importlib.import_module(m)\n"
+            f"print(sorted(m for m in sys.modules if m.split('.')[0] in {ENGINE_FORBIDDEN!r}))\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"

@@ -2,8 +2,8 @@ import dataclasses
 
 import pytest
 
-from workers.filters.base import Finding
-from workers.policy import POLICY_VERSION, PolicySettings, decide
+from workers.engine.filters.base import Finding
+from workers.engine.policy import POLICY_VERSION, PolicySettings, decide
 
 S = PolicySettings()
 

@@ -18,7 +18,7 @@ import re
 import unicodedata
 from functools import lru_cache
 
-from workers.filters.base import Text
+from workers.engine.filters.base import Text
 
 NORMALISER_VERSION = "1"
 

@@ -16,8 +16,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from workers.filters.base import CATEGORIES, Finding
-from workers.filters.profanity import replace_spans
+from workers.engine.filters.base import CATEGORIES, Finding
+from workers.engine.filters.profanity import replace_spans
 
 POLICY_VERSION = "policy@1"
 

@@ -9,18 +9,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from workers.filters.base import Context, Filter, Finding
-from workers.model import Model, default_model
-from workers.normalise import normalise
-from workers.policy import Decision, PolicySettings, decide
+from workers.engine.filters.base import Context, Filter, Finding
+from workers.engine.model import Model, default_model
+from workers.engine.normalise import normalise
+from workers.engine.policy import Decision, PolicySettings, decide
 
 log = logging.getLogger(__name__)
 
 # (module, class) of the filters every engine runs besides spam and profanity
 _OPTIONAL_FILTERS = (
-    ("workers.filters.medical", "MedicalFilter"),
-    ("workers.filters.self_harm", "SelfHarmFilter"),
-    ("workers.filters.harassment", "HarassmentFilter"),
+    ("workers.engine.filters.medical", "MedicalFilter"),
+    ("workers.engine.filters.self_harm", "SelfHarmFilter"),
+    ("workers.engine.filters.harassment", "HarassmentFilter"),
 )
 _BACKUP_CATEGORIES = ("unsafe_medical", "harassment", "self_harm")
 
@@ -61,8 +61,8 @@ class Verdict:
 
 def default_filters(model: Model | None) -> list[Filter]:
     """Spam, profanity, and the medical/self-harm/harassment filters."""
-    from workers.filters.profanity import ProfanityFilter
-    from workers.filters.spam import SpamFilter
+    from workers.engine.filters.profanity import ProfanityFilter
+    from workers.engine.filters.spam import SpamFilter
 
     filters: list[Filter] = [SpamFilter(model=model), ProfanityFilter()]
     for module, cls in _OPTIONAL_FILTERS:

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from workers.filters.base import Text
-from workers.normalise import normalise
+from workers.engine.filters.base import Text
+from workers.engine.normalise import normalise
 
 FORMAT_VERSION = 1
 MODEL_ID = "model@1"
@@ -53,7 +53,7 @@ class Example:
 
 
 def _vetted_link(m: re.Match[str]) -> str:
-    from workers.filters.spam import host_of, is_reputable
+    from workers.engine.filters.spam import host_of, is_reputable
 
     return " vettedlinktok " if is_reputable(host_of(m.group(0))) else m.group(0)
 

@@ -14,9 +14,9 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from workers.filters.base import Context, Finding, Text
-from workers.filters.phrases import LiteralGates, distinct_words, top_level_branches
-from workers.normalise import normalise
+from workers.engine.filters.base import Context, Finding, Text
+from workers.engine.filters.phrases import LiteralGates, distinct_words, top_level_branches
+from workers.engine.normalise import normalise
 
 DATA = Path(__file__).parent / "data"
 VERSION = "1"
@@ -225,7 +225,7 @@ class SpamFilter:
     def model(self):
         """The learned model (the process default unless one was given)."""
         if self._model is None and self._use_model:
-            from workers.model import default_model
+            from workers.engine.model import default_model
 
             self._model = default_model()
         return self._model
