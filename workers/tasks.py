@@ -51,6 +51,11 @@ def error_verdict(exc: Exception) -> dict[str, Any]:
 
 
 def register(app: Celery, settings: Settings) -> None:
+    from .engine.pipeline import required_filter_classes
+
+    # Every filter is mandatory: a worker that cannot load one refuses to start (raises here).
+    required_filter_classes()
+
     def runtime() -> Runtime:
         global _runtime
         if _runtime is None or _runtime.pid != os.getpid():

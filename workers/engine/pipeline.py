@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -14,10 +13,10 @@ from workers.engine.model import Model, default_model
 from workers.engine.normalise import normalise
 from workers.engine.policy import Decision, PolicySettings, decide
 
-log = logging.getLogger(__name__)
 
-# (module, class) of the filters every engine runs besides spam and profanity
-_OPTIONAL_FILTERS = (
+# (module, class) of the filters every engine runs besides spam and profanity. All are
+# mandatory: an engine without its self-harm filter would publish crises.
+REQUIRED_FILTERS = (
     ("workers.engine.filters.medical", "MedicalFilter"),
     ("workers.engine.filters.self_harm", "SelfHarmFilter"),
     ("workers.engine.filters.harassment", "HarassmentFilter"),
@@ -59,17 +58,28 @@ class Verdict:
         }
 
 
+class FilterUnavailable(RuntimeError):
+    """A mandatory filter cannot be loaded: the process must not moderate without it."""
+
+
+def required_filter_classes() -> list[type[Filter]]:
+    """The mandatory filters' classes; raises FilterUnavailable if one cannot be imported."""
+    classes: list[type[Filter]] = []
+    for module, cls in REQUIRED_FILTERS:
+        try:
+            classes.append(getattr(importlib.import_module(module), cls))
+        except Exception as exc:
+            raise FilterUnavailable(f"filter {module}.{cls} unavailable: {exc!r}") from exc
+    return classes
+
+
 def default_filters(model: Model | None) -> list[Filter]:
-    """Spam, profanity, and the medical/self-harm/harassment filters."""
+    """Spam, profanity, and the medical/self-harm/harassment filters (all mandatory)."""
     from workers.engine.filters.profanity import ProfanityFilter
     from workers.engine.filters.spam import SpamFilter
 
     filters: list[Filter] = [SpamFilter(model=model), ProfanityFilter()]
-    for module, cls in _OPTIONAL_FILTERS:
-        try:
-            filters.append(getattr(importlib.import_module(module), cls)())
-        except Exception as exc:  # pragma: no cover - a broken optional filter must not stop moderation
-            log.error("filter %s.%s unavailable: %s", module, cls, exc)
+    filters.extend(cls() for cls in required_filter_classes())
     return filters
 
 
