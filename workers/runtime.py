@@ -21,6 +21,8 @@ from services.queue import protocol
 from services.queue.sender import TaskSender
 from services.scripts import LuaScripts
 
+from .engine.policy import PolicySettings
+
 log = logging.getLogger("triage.worker")
 
 from .learning import MODEL_NAME  # noqa: E402 - one name for the stored model
@@ -41,14 +43,10 @@ return out
 """
 
 
-def policy_settings(settings: Settings) -> Any:
+def policy_settings(settings: Settings) -> PolicySettings:
     """The engine's policy settings, from the process settings."""
-    from .engine.policy import PolicySettings
-
-    try:
-        return PolicySettings(profanity_mode=settings.profanity_mode)
-    except TypeError:
-        return PolicySettings()
+    return PolicySettings(profanity_mode=settings.profanity_mode,
+                          banned_action=settings.banned_action)
 
 
 class EngineHolder:

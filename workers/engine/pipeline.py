@@ -44,6 +44,22 @@ class Verdict:
     def published_body(self) -> str | None:
         return self.decision.published_body
 
+    @property
+    def categories(self) -> tuple[str, ...]:
+        return self.decision.categories
+
+    @property
+    def policy_version(self) -> str | None:
+        return self.decision.policy_version
+
+    @property
+    def masked_body(self) -> str | None:
+        return self.decision.masked_body
+
+    @property
+    def reason(self) -> str | None:
+        return self.decision.reason
+
     def to_json(self) -> dict[str, Any]:
         """{"action","priority","categories","published_body","findings","scores","policy_version"}."""
         d = self.decision
@@ -92,8 +108,9 @@ class Engine:
         self.model = model if model is not None else default_model()
         self.filters = list(filters) if filters is not None else default_filters(self.model)
 
-    def classify(self, body: str, author: str | None = None, context: Context | None = None) -> Verdict:
-        """Moderate one comment."""
+    def classify(self, body: str, author: str | None = None, context: Context | None = None,
+                 banned: bool = False) -> Verdict:
+        """Moderate one comment (`banned`: its author is banned on this site)."""
         ctx = context or Context(author=author)
         if author is not None and ctx.author is None:
             ctx = replace(ctx, author=author)
@@ -114,7 +131,7 @@ class Engine:
                 p = probs.get(cat, 0.0)
                 if p >= 0.2:
                     findings.append(Finding(cat, p, f"{cat}.{mid}", (), "learned model"))
-        decision = decide(findings, self.settings, body)
+        decision = decide(findings, self.settings, body, banned=banned)
         return Verdict(decision, tuple(findings), decision.scores)
 
     def classify_batch(self, items: Iterable[dict[str, Any]]) -> list[Verdict]:
@@ -127,3 +144,9 @@ class Engine:
             ctx = Context(author=it.get("author"), recent_duplicates=counts[key] - 1)
             out.append(self.classify(it["body"], it.get("author"), ctx))
         return out
+
+
+def error_verdict(exc: Exception) -> Verdict:
+    """A comment the engine cannot handle is held for a person, never retried forever."""
+    return Verdict(Decision("hold", "normal", ("error",), None, None, {}, None, "error"),
+                   (Finding("error", 1.0, "engine.error", (), type(exc).__name__),), {})
