@@ -33,10 +33,9 @@ def _settings() -> Settings:
 
 
 def _service(settings: Settings) -> Any:
-    from .comments.service import CommentService
-    from .db import Database
+    from .wiring import build
 
-    return CommentService(Database(settings.database_url), salt=settings.author_salt)
+    return build(settings, "cli").comments
 
 
 @click.group()
@@ -90,9 +89,9 @@ def articles_list() -> None:
 
 
 def _moderation(settings: Settings) -> Any:
-    from .comments.moderation import ModerationService
+    from .wiring import build
 
-    return ModerationService(_service(settings))
+    return build(settings, "cli").moderation
 
 
 @cli.group()

@@ -11,15 +11,12 @@ from typing import Any
 
 import redis
 
-from services.comments.moderation import ModerationRules, ModerationService
+from services.comments.moderation import ModerationService
 from services.comments.service import CommentService
 from services.config import Settings
-from services.db import Database
-from services.cache import InvalidatingPublisher, ReadCache
-from services.events import RedisPublisher
 from services.queue import protocol
-from services.queue.sender import TaskSender
 from services.scripts import LuaScripts
+from services.wiring import build
 
 from .engine.policy import PolicySettings
 
@@ -142,20 +139,16 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.pid = os.getpid()
-        self.db = Database(settings.database_url)
+        services = build(settings, "worker")
+        assert services.sender is not None  # a worker's services always have a queue
+        self.db = services.db
+        self.sender = services.sender
+        self.service = services.comments
+        self.moderation = services.moderation
         self.redis = redis.Redis.from_url(settings.redis_url)
-        # Re-sends (the sweeper's) go through the same coalescing queue as the API's sends.
-        self.sender = TaskSender(settings)
         # The worker's own handle on the queue's scripts (the sender's connection and timeouts).
         self.queue_scripts = protocol.Scripts(self.sender.client)
         self.scripts = LuaScripts(self.redis, {"duplicates": DUPLICATES})
-        self.service = CommentService(
-            self.db, dispatch=self.sender.moderate, redispatch_many=self.sender.moderate_many,
-            salt=settings.author_salt,
-            publisher=InvalidatingPublisher(RedisPublisher(settings.redis_url),
-                                            ReadCache(settings.redis_url)))
-        self.moderation = ModerationService(self.service, ModerationRules(
-            trust_min_approved=settings.trust_min_approved))
         self.engine = EngineHolder(settings, self.service, self.moderation)
 
     def claim(self, batch: str) -> list[str]:
