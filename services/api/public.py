@@ -12,7 +12,8 @@ from redis.exceptions import RedisError
 from ..cache import ReadCache
 from ..comments.errors import Invalid
 from ..comments.models import Status
-from ..comments.service import CommentService, NewComment, _iso
+from ..comments.service import CommentService
+from ..comments.shapes import NewComment, iso
 from .limits import author_key, limited, limiter, post_author_limit, post_ip_limit, reports_limit
 from .problems import problem, validation_errors
 from .schemas import CommentIn, ListQuery, ReportIn
@@ -88,8 +89,8 @@ def get_comment(comment_id: str) -> Response:
         "article": slug,
         # A reported comment is, for its author, simply awaiting a moderator again.
         "status": Status.HELD if comment.status == Status.REPORTED else comment.status,
-        "created_at": _iso(comment.created_at),
-        "decided_at": _iso(comment.decided_at),
+        "created_at": iso(comment.created_at),
+        "decided_at": iso(comment.decided_at),
     }
     if comment.status == Status.HELD and "self_harm" in (comment.categories or []):
         settings = current_app.extensions["triage.settings"]
