@@ -15,7 +15,7 @@ from ..comments.models import Status
 from ..comments.service import CommentService
 from ..comments.shapes import NewComment, iso
 from .limits import author_key, limited, limiter, post_author_limit, post_ip_limit, reports_limit
-from .problems import problem, validation_errors
+from .problems import ApiProblem, validation_errors
 from .schemas import CommentIn, ListQuery, ReportIn
 
 bp = Blueprint("public", __name__)
@@ -28,25 +28,14 @@ def service() -> CommentService:
 def json_body() -> Any:
     """The request's JSON, or the right problem: 415 for another type, 400 for broken JSON."""
     if not request.mimetype or request.mimetype != "application/json":
-        raise _Problem(415, "Unsupported media type", "Send the body as application/json.")
+        raise ApiProblem(415, "Unsupported media type", "Send the body as application/json.")
     try:
         data = request.get_json(silent=True)
     except RecursionError:  # absurdly deep nesting: not JSON we will read
         data = None
     if data is None:
-        raise _Problem(400, "Malformed JSON", "The body is not valid JSON.")
+        raise ApiProblem(400, "Malformed JSON", "The body is not valid JSON.")
     return data
-
-
-class _Problem(Exception):
-    def __init__(self, status: int, title: str, detail: str) -> None:
-        self.status, self.title, self.detail = status, title, detail
-
-
-@bp.errorhandler(_Problem)
-def _problem(exc: _Problem) -> Response:
-    slug = exc.title.lower().replace(" ", "-")
-    return problem(exc.status, exc.title, exc.detail, slug)
 
 
 @bp.post("/v1/articles/<slug>/comments")
