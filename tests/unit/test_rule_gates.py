@@ -8,7 +8,7 @@ import pytest
 
 from workers.engine.filters.harassment import HarassmentFilter
 from workers.engine.filters.medical import MedicalFilter
-from workers.engine.filters.phrases import LiteralGates, distinct_words, required_substrings
+from workers.engine.filters.gates import LiteralGates, distinct_words, required_substrings
 from workers.engine.filters.self_harm import SelfHarmFilter
 from workers.engine.filters.spam import _rules
 from workers.engine.normalise import normalise

@@ -24,7 +24,8 @@ from workers.engine.patterns import (
     is_reputable,
     read_list,
 )
-from workers.engine.filters.phrases import LiteralGates, distinct_words, top_level_branches
+from workers.engine.filters.gates import LiteralGates, distinct_words
+from workers.engine.filters.rule_language import top_level_branches
 from workers.engine.normalise import normalise
 
 VERSION = "1"
