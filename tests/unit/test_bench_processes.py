@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from bench.run import ClassifyAlone
+from bench.classify import ClassifyAlone
 from services.config import ROOT
 from bench.stack import cpu_seconds, wait_quiet
 
