@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
-import threading
 import http.client
 import json
+import os
 import platform
 import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -192,7 +192,7 @@ def machine_info(settings: Settings, db: Any) -> dict[str, Any]:
         info = db.engine.dialect.server_version_info or ()
         database = f"PostgreSQL {'.'.join(str(x) for x in info)}" if backend == "postgresql" else backend
     return {
-        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cores": os.cpu_count(),
         "cpu": cpu,
         # Which build matters as much as the version: see PYTHON in the Makefile.

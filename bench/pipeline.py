@@ -16,9 +16,9 @@ from .common import UNACKED, Run, count_status, purge_queue, queue_depth, wait_d
 def insert_pipeline(settings: Settings, db: Any, art_id: int,
                     items: list[tuple[str, str]], corpus: corpus_mod.Corpus) -> list[str]:
     """Insert pending comments and commit, then send one task per comment as the API does."""
-    from services.queue.sender import TaskSender
     from services.comments.models import Comment
     from services.comments.shapes import author_ref
+    from services.queue.sender import TaskSender
 
     rows = []
     with db.session() as s:

@@ -10,8 +10,8 @@ import sys
 import time
 
 from bench.classify import ClassifyAlone
-from services.config import ROOT
 from bench.stack import cpu_seconds, wait_quiet
+from services.config import ROOT
 
 
 def _parent_of(child_code: str) -> subprocess.Popen[bytes]:

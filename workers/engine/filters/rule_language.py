@@ -33,7 +33,7 @@ from typing import Any
 _SLOT_REF = re.compile(r"\{([A-Z][A-Z0-9_]*)\}")
 _WORD_PIECES = re.compile(r"\w+").findall
 _GAP3 = r"(?:\W+[\w'’]+){0,3}\W+"
-_SENT_START = r"(?:(?<![^\n])|(?<=[.!?:;)]) ?|(?<=[.!?:;)]  ))(?:(?:just|so|and|then|also|honestly|seriously|tip|pro tip|my advice) \W*)?"
+_SENT_START = r"(?:(?<![^\n])|(?<=[.!?:;)]) ?|(?<=[.!?:;)]  ))(?:(?:just|so|and|then|also|honestly|seriously|tip|pro tip|my advice) \W*)?"  # noqa: E501 - a regex reads best whole
 _GAP6 = r"(?:\W+[\w'’]+){0,6}\W+"
 
 

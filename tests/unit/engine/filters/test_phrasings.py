@@ -4,7 +4,6 @@ and the rule-loading behaviour they depend on (triggers of alternations, accents
 
 from workers.engine.filters.rule_language import fold_accents, required_literals
 
-
 # The whole-chain tests in test_generalisation.py run these lists too.
 URGENT = [
     "Ya no puedo más. Esta noche me voy para siempre. Perdón a mi familia.",

@@ -6,7 +6,13 @@ from better_profanity import Profanity
 
 from services.config import ROOT
 from workers.engine.filters.base import Context
-from workers.engine.filters.profanity import ProfanityFilter, WordList, mask, read_list, reference_words
+from workers.engine.filters.profanity import (
+    ProfanityFilter,
+    WordList,
+    mask,
+    read_list,
+    reference_words,
+)
 from workers.engine.normalise import normalise
 
 SHARED = ROOT.parent / "shared" / "data"

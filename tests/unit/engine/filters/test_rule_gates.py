@@ -6,9 +6,9 @@ import re
 import pytest
 
 from services.config import ROOT
+from workers.engine.filters.gates import LiteralGates, distinct_words, required_substrings
 from workers.engine.filters.harassment import HarassmentFilter
 from workers.engine.filters.medical import MedicalFilter
-from workers.engine.filters.gates import LiteralGates, distinct_words, required_substrings
 from workers.engine.filters.self_harm import SelfHarmFilter
 from workers.engine.filters.spam import _rules
 from workers.engine.normalise import normalise
