@@ -45,12 +45,17 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
     return {
         "bind": f"{settings.host}:{settings.port}",
         "workers": settings.web_concurrency,
-        # One request at a time per process, and the connection closed after each answer: sync
-        # workers ignore keep-alive (a reverse proxy in front can keep it with clients).
-        # Threaded workers (2 x 4 threads, on PostgreSQL) served a trivial post a third faster
-        # over kept-alive connections and a comment about a tenth faster (docs/performance.md).
-        "worker_class": "sync",
+        # gevent: a slow client costs a connection (a greenlet), not a process. Sync workers
+        # each held by one client trickling header lines left /healthz unanswered for 30 s
+        # (tests/integration/test_edge.py). The request head must arrive within `keepalive`
+        # seconds; services/gworker.py drops a client idle for 15 s mid-request.
+        "worker_class": "services.gworker.Worker",
+        "worker_connections": 1000,
+        "keepalive": 5,
         "timeout": 30,
+        # gunicorn 25+ opens a control socket at a path shared by every instance on a host
+        # (~/.gunicorn/gunicorn.ctl); nothing here uses it.
+        "control_socket_disable": True,
         "graceful_timeout": 10,
         "accesslog": None,
         "logger_class": QuietAccessLogger,
