@@ -42,6 +42,11 @@ log = logging.getLogger("triage.cache")
 # Events after which readers of the article may see something different.
 VISIBILITY_EVENTS = {"comment.published", "comment.rejected", "comment.reported", "comment.held"}
 PAGE_TTL = 300
+# A token lives a day after it was last replaced: long enough that ETags stay useful, and no key
+# of ours stays in Redis for ever (Redis carries the queue; it must not fill up).
+GENERATION_TTL = 86400
+# At most this many tokens, pages and ETags kept per process; past it, the map starts afresh.
+MAX_KEPT = 10_000
 # A process not (yet) hearing of replaced tokens trusts the one it last read for this long. A
 # Redis round trip costs more than serving a cached page; 10 ms of possible staleness after a
 # decision is invisible to readers and keeps the cost to at most 100 token reads a second per
@@ -54,17 +59,17 @@ CHANGED_CHANNEL = "triage:gen:changed"
 
 # New read tokens, announced, then events published, in one call. KEYS: the event stream.
 # ARGV: the stream's length, the event channel, the token channel, the number n of articles,
-# n (token key, new token, slug) triples, then the events (JSON). Tokens first: a widget told
+# n (token key, new token, slug) triples, the tokens' TTL, then the events (JSON). Tokens first: a widget told
 # of an event then reads the new page. As one script, a worker's batch of 250 costs it about
 # 1 ms of CPU where pipelined commands (two per event) cost about 4.
 REPLACE = LUA_PUBLISH_EVENTS + """
 local n = tonumber(ARGV[4])
 for i = 0, n - 1 do
   local b = 5 + 3 * i
-  redis.call('SET', ARGV[b], ARGV[b + 1])
+  redis.call('SET', ARGV[b], ARGV[b + 1], 'EX', ARGV[5 + 3 * n])
   redis.call('PUBLISH', ARGV[3], ARGV[b + 2])
 end
-publish_events(KEYS[1], ARGV[1], ARGV[2], 5 + 3 * n)
+publish_events(KEYS[1], ARGV[1], ARGV[2], 6 + 3 * n)
 return n
 """
 
@@ -74,9 +79,10 @@ _LISTENER_START = threading.Lock()
 
 class ReadCache:
     def __init__(self, redis_url: str, token_ttl: float = TOKEN_TTL,
-                 heard_token_ttl: float = HEARD_TOKEN_TTL) -> None:
+                 heard_token_ttl: float = HEARD_TOKEN_TTL, timeout: float = 2.0) -> None:
         self.redis_url = redis_url
-        self.client = redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
+        self.client = redis.Redis.from_url(redis_url, socket_timeout=timeout,
+                                           socket_connect_timeout=timeout)
         self.token_ttl = token_ttl
         self.heard_token_ttl = heard_token_ttl
         self._tokens: dict[str, tuple[str, float]] = {}
@@ -102,6 +108,8 @@ class ReadCache:
         heard, listening = self._heard, self._listening
         token = self._read_generation(slug)
         if self._heard == heard:  # no replacement announced meanwhile
+            if len(self._tokens) >= MAX_KEPT:
+                self._tokens.clear()
             self._tokens[slug] = (token, now + (self.heard_token_ttl if listening else self.token_ttl))
             # The listener may have run between the check and the store: announced since the
             # read, the token may be stale, and the listener's own drop came too early.
@@ -113,7 +121,7 @@ class ReadCache:
         key = self._gen_key(slug)
         token = self.client.get(key)
         if token is None:
-            self.client.set(key, uuid.uuid4().hex, nx=True)
+            self.client.set(key, uuid.uuid4().hex, nx=True, ex=GENERATION_TTL)
             token = self.client.get(key)
         return token.decode() if isinstance(token, bytes) else str(token)
 
@@ -122,7 +130,7 @@ class ReadCache:
         if known is not None:
             return known
         digest = hashlib.sha1(f"{token}|{limit}|{cursor or ''}".encode()).hexdigest()[:20]
-        if len(self._etags) > 1000:  # bounded, as the pages are
+        if len(self._etags) >= MAX_KEPT:  # bounded, as the pages are
             self._etags.clear()
         tag = self._etags[(token, limit, cursor)] = f'W/"{digest}"'
         return tag
@@ -142,7 +150,7 @@ class ReadCache:
         self._remember(slug, token, limit, cursor, body)
 
     def _remember(self, slug: str, token: str, limit: int, cursor: str | None, body: bytes) -> None:
-        if len(self._pages) > 1000:  # bounded: old tokens' pages are unreachable anyway
+        if len(self._pages) >= 1000:  # bounded: old tokens' pages are unreachable anyway
             self._pages.clear()
         self._pages[(slug, token, limit, cursor)] = body
 
@@ -163,6 +171,7 @@ class ReadCache:
         args: list[Any] = [maxlen, CHANNEL, CHANGED_CHANNEL, len(slugs)]
         for slug in slugs:
             args += [self._gen_key(slug), uuid.uuid4().hex, slug]
+        args.append(GENERATION_TTL)
         args += encode_events(events)
         self._scripts.call("replace", 1, STREAM, *args)
         for slug in slugs:

@@ -49,7 +49,9 @@ def build(settings: Settings, role: Role, *, comments: CommentService | None = N
         db = Database(settings.database_url)
         svc = CommentService(db, salt=settings.author_salt)
         return Services(settings, db, svc, ModerationService(svc, moderation_rules(settings)))
-    cache = ReadCache(settings.redis_url)
+    # Requests wait on the read cache only briefly: a page is served from the database without it.
+    cache = ReadCache(settings.redis_url,
+                      timeout=settings.redis_request_timeout if role == "api" else 2.0)
     sender: TaskSender | None = None
     buffer: SendBuffer | None = None
     if comments is None:

@@ -38,9 +38,11 @@ def json_body() -> Any:
     return data
 
 
-@bp.post("/v1/articles/<slug>/comments")
-@limited(limiter.limit(post_ip_limit), limiter.limit(post_author_limit, key_func=author_key))
-def post_comment(slug: str) -> tuple[Response, int, dict[str, str]]:
+def _submission() -> tuple[NewComment, str | None]:
+    """The posted comment and its Idempotency-Key, validated once per request."""
+    known = g.get("submission")
+    if known is not None:
+        return known  # type: ignore[no-any-return]
     payload = json_body()
     if not isinstance(payload, dict):
         raise Invalid("The body must be a JSON object.",
@@ -53,13 +55,37 @@ def post_comment(slug: str) -> tuple[Response, int, dict[str, str]]:
     if key is not None and not (1 <= len(key) <= 255):
         raise Invalid("Idempotency-Key must be 1 to 255 characters.",
                       errors=[{"field": "Idempotency-Key", "message": "bad length"}])
-    comment, created = service().submit(
-        slug,
-        NewComment(author=data.author, body=data.body, email=data.email, parent_id=data.parent_id),
-        request_id=g.get("request_id"),
-        ip=request.remote_addr,
-        idempotency_key=key,
-    )
+    new = NewComment(author=data.author, body=data.body, email=data.email, parent_id=data.parent_id)
+    g.submission = (new, key)
+    return new, key
+
+
+def _replayed() -> bool:
+    """A retry of a request already accepted is answered as it was, not counted by the limits
+    (a client retrying after a lost answer must get its 202, not 429)."""
+    if "replayed" not in g:
+        g.replayed = None
+        try:
+            new, key = _submission()
+            if key is not None:
+                g.replayed = service().replay((request.view_args or {}).get("slug", ""), new,
+                                              request.remote_addr, key)
+        except (Invalid, ApiProblem):
+            pass  # the view answers it, after the limits
+    return g.replayed is not None
+
+
+@bp.post("/v1/articles/<slug>/comments")
+@limited(limiter.limit(post_ip_limit, exempt_when=_replayed),
+         limiter.limit(post_author_limit, key_func=author_key, exempt_when=_replayed))
+def post_comment(slug: str) -> tuple[Response, int, dict[str, str]]:
+    new, key = _submission()
+    replayed = g.get("replayed")
+    if replayed is not None:
+        comment, created = replayed, False
+    else:
+        comment, created = service().submit(slug, new, request_id=g.get("request_id"),
+                                            ip=request.remote_addr, idempotency_key=key)
     location = f"/v1/comments/{comment.id}"
     # A replay answers exactly as the first request did (the comment is pending to its author
     # until decided, and this response only ever promised "pending").
@@ -93,6 +119,9 @@ def list_comments(slug: str) -> Response:
         q = ListQuery.model_validate(request.args.to_dict())
     except ValidationError as exc:
         raise Invalid("The query did not pass validation.", errors=validation_errors(exc)) from exc
+    # An unknown article is 404 before Redis is touched: no key is made for a slug we never
+    # registered (anyone may send any slug).
+    service().article_id(slug)
     cache: ReadCache | None = current_app.extensions.get("triage.read_cache")
     token = None
     if cache is not None:

@@ -112,10 +112,7 @@ class CommentService:
         request with the same Idempotency-Key from the same client created it)."""
         key_hash = fingerprint = None
         if idempotency_key:
-            key_hash = self.hash_ref("idem", f"{ip or ''}\x00{idempotency_key}")
-            fingerprint = hashlib.sha256(
-                json.dumps([slug, new.author, new.body, new.email, new.parent_id]).encode()
-            ).hexdigest()
+            key_hash, fingerprint = self._idempotency(slug, new, ip, idempotency_key)
             earlier = self._replay(key_hash, fingerprint)
             if earlier is not None:
                 return earlier, False
@@ -131,6 +128,20 @@ class CommentService:
         self._dispatch(comment_id, request_id, [(
             "comment.submitted", event_payload(comment_id, slug, Status.PENDING, "normal", []))])
         return Accepted(comment_id, Status.PENDING), True
+
+    def replay(self, slug: str, new: NewComment, ip: str | None,
+               idempotency_key: str) -> Accepted | None:
+        """What an earlier request with this Idempotency-Key from this client was answered, if
+        any (Invalid if it came with another body); the API asks before counting rate limits."""
+        return self._replay(*self._idempotency(slug, new, ip, idempotency_key))
+
+    def _idempotency(self, slug: str, new: NewComment, ip: str | None,
+                     idempotency_key: str) -> tuple[str, str]:
+        key_hash = self.hash_ref("idem", f"{ip or ''}\x00{idempotency_key}")
+        fingerprint = hashlib.sha256(
+            json.dumps([slug, new.author, new.body, new.email, new.parent_id]).encode()
+        ).hexdigest()
+        return key_hash, fingerprint
 
     def _replay(self, key_hash: str, fingerprint: str) -> Accepted | None:
         window = utcnow() - dt.timedelta(seconds=IDEMPOTENCY_SECONDS)
@@ -155,6 +166,8 @@ class CommentService:
             art = repo.article_by_slug(s, slug)
             if art is None:
                 raise NotFound(f"No article with slug '{slug}'.")
+            if len(self._article_ids) >= 10_000:  # bounded, whatever the number of articles
+                self._article_ids.clear()
             self._article_ids[slug] = art.id
             return art.id
 
