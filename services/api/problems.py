@@ -9,7 +9,7 @@ from flask import Flask, Response, json, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from ..comments.errors import Conflict, DomainError, Invalid, NotFound, Unavailable
+from ..comments.errors import Conflict, DomainError, Invalid, Malformed, NotFound, Unavailable
 
 log = logging.getLogger("triage.api")
 
@@ -17,6 +17,7 @@ PROBLEM_BASE = "https://triage.dev/problems/"
 DOMAIN_STATUS: dict[type[DomainError], tuple[int, str]] = {
     NotFound: (404, "not-found"),
     Invalid: (422, "validation"),
+    Malformed: (400, "bad-request"),
     Conflict: (409, "conflict"),
     Unavailable: (503, "unavailable"),
 }

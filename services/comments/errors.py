@@ -22,6 +22,13 @@ class Invalid(DomainError):
     title = "Invalid input"
 
 
+class Malformed(DomainError):
+    """Input that is not what this API handed out (a forged cursor): a bad request, not a field
+    that failed validation."""
+
+    title = "Bad request"
+
+
 class Conflict(DomainError):
     title = "Conflict"
 

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..db import Database
-from .errors import Conflict, Invalid, NotFound
+from .errors import Conflict, Invalid, Malformed, NotFound
 from .models import (
     ApiKey,
     Article,
@@ -105,9 +105,13 @@ def _cursor(c: Comment) -> str:
 def _uncursor(cursor: str) -> tuple[int, dt.datetime, str]:
     try:
         rank, at, cid = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return int(rank), dt.datetime.fromisoformat(at.replace("Z", "+00:00")), str(cid)
+        # Only the shape _cursor() writes: a small int rank, an ISO time, a text id.
+        if type(rank) is not int or not -(2**31) <= rank < 2**31 or not isinstance(at, str) \
+                or not isinstance(cid, str) or not cid.isprintable():
+            raise ValueError("not (int, text, text)")
+        return rank, dt.datetime.fromisoformat(at.replace("Z", "+00:00")), cid
     except (ValueError, TypeError) as exc:
-        raise Invalid("The cursor is not one this API handed out.",
+        raise Malformed("The cursor is not one this API handed out.",
                       errors=[{"field": "cursor", "message": "malformed cursor"}]) from exc
 
 

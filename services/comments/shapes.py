@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.engine import Row
 
-from .errors import Invalid
+from .errors import Malformed
 from .models import Comment
 
 
@@ -55,11 +55,12 @@ def decode_cursor(cursor: str) -> tuple[dt.datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         at, cid = json.loads(raw)
+        # A NUL or other control character would reach PostgreSQL, which refuses it (a 500).
+        if not isinstance(at, str) or not isinstance(cid, str) or not cid.isprintable():
+            raise ValueError("not (text, text)")
         parsed = dt.datetime.fromisoformat(at.replace("Z", "+00:00"))
-        if not isinstance(cid, str):
-            raise ValueError
     except (ValueError, TypeError, json.JSONDecodeError) as exc:
-        raise Invalid(
+        raise Malformed(
             "The cursor is not one this API handed out.",
             errors=[{"field": "cursor", "message": "malformed cursor"}],
         ) from exc
