@@ -124,6 +124,16 @@ class Settings:
     ratelimit_auth_failures: str = field(
         default="10 per minute", metadata={"doc": "Failed moderator sign-ins per client IP."}
     )
+    redis_request_timeout: float = field(
+        default=0.25,
+        metadata={"doc": "Seconds a request waits on Redis for rate limits and the read cache before "
+                         "going on without it (a hung Redis must not hang every request)."},
+    )
+    metrics_key: str = field(
+        default="",
+        metadata={"doc": "Bearer token that opens `/metrics` from anywhere; without it, `/metrics` "
+                         "answers only the API's own loopback."},
+    )
     proxy_hops: int = field(
         default=0, metadata={"doc": "Trusted reverse proxies in front of the API (for client IPs)."}
     )

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import logging
+import re
 import time
 import uuid
 
 from flask import Flask, g, request
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ..comments.service import CommentService
@@ -16,6 +19,8 @@ from ..metrics import HTTP_LATENCY, HTTP_REQUESTS
 from ..wiring import build
 from . import moderation, ops, problems, public, ui
 from .limits import init_limits
+
+REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
 
 
 def create_app(settings: Settings | None = None, *, service: CommentService | None = None) -> Flask:
@@ -44,9 +49,25 @@ def create_app(settings: Settings | None = None, *, service: CommentService | No
     @app.before_request
     def _request_id() -> None:
         g.started = time.perf_counter()
-        # A request id follows the comment into the worker's log lines.
-        rid = request.headers.get("X-Request-ID", "")[:64] or uuid.uuid4().hex
-        g.request_id = rid
+        # A request id follows the comment into the worker's log lines: the client's only if it
+        # is a short plain token (it is echoed and logged), else our own.
+        rid = request.headers.get("X-Request-ID", "")
+        g.request_id = rid if REQUEST_ID.fullmatch(rid) else uuid.uuid4().hex
+
+    @app.before_request
+    def _bounded_chunked_body() -> None:
+        # A chunked body has no Content-Length for MAX_CONTENT_LENGTH to refuse up front, and
+        # Werkzeug cuts it silently at the limit (400 for the broken JSON). Read one byte past
+        # the limit ourselves: over it is 413, under it the request goes on with a known length.
+        env = request.environ
+        if request.content_length is None and env.get("wsgi.input_terminated"):
+            data = env["wsgi.input"].read(settings.max_request_bytes + 1)
+            if len(data) > settings.max_request_bytes:
+                raise RequestEntityTooLarge()
+            env["wsgi.input"] = io.BytesIO(data)
+            env["CONTENT_LENGTH"] = str(len(data))
+            env.pop("wsgi.input_terminated", None)
+            env.pop("HTTP_TRANSFER_ENCODING", None)  # read whole: it has a length now
 
     @app.after_request
     def _headers(resp):  # type: ignore[no-untyped-def]

@@ -75,4 +75,8 @@ def init_limits(app: Flask, settings: Settings) -> None:
     app.config["RATELIMIT_STORAGE_URI"] = settings.ratelimit_storage_url or settings.redis_url
     app.config["RATELIMIT_HEADERS_ENABLED"] = True
     app.config["RATELIMIT_SWALLOW_ERRORS"] = True  # a Redis blip must not refuse every comment
+    # ...and a hung one must not hold every request: fail open after a short wait.
+    timeout = settings.redis_request_timeout
+    app.config["RATELIMIT_STORAGE_OPTIONS"] = {"socket_timeout": timeout,
+                                               "socket_connect_timeout": timeout}
     limiter.init_app(app)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hmac
+
 import redis
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import text
 
 from .openapi import document
+from .problems import ApiProblem, unauthorized
 
 bp = Blueprint("ops", __name__)
 
@@ -38,11 +41,22 @@ def readyz() -> tuple[Response, int]:
     return jsonify({"status": "ok" if ok else "unavailable", "checks": checks}), (200 if ok else 503)
 
 
+LOOPBACK = {"127.0.0.1", "::1"}
+
+
 @bp.get("/metrics")
 def metrics() -> Response:
     from ..metrics import CONTENT_TYPE, render
 
     settings = current_app.extensions["triage.settings"]
+    # Queue depths and error rates are for operators: the loopback, or whoever holds the key.
+    sent = request.headers.get("Authorization", "")
+    if settings.metrics_key:
+        if not hmac.compare_digest(sent.encode(), f"Bearer {settings.metrics_key}".encode()):
+            raise unauthorized("/metrics needs `Authorization: Bearer <METRICS_KEY>`.")
+    elif request.remote_addr not in LOOPBACK:
+        raise ApiProblem(403, "Forbidden", "/metrics answers the loopback only; set METRICS_KEY "
+                                           "to open it to a scraper elsewhere.")
     body = render(settings.metrics_dir, settings.redis_url, settings.queue_name)
     return Response(body, mimetype=CONTENT_TYPE.split(";")[0])
 
