@@ -9,16 +9,31 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-long eval bench docs audit lint clean browser-deps
+# Every dependency, with its hashes: requirements.lock (the service, and its build backend: the
+# Docker image) and requirements-dev.lock (the same pins plus the test tools: make install).
+LOCK := requirements.lock
+DEV_LOCK := requirements-dev.lock
+COMPILE = $(BIN)/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe \
+  --no-emit-index-url --no-emit-find-links $(LOCK_ARGS)
+
+.PHONY: install run test test-long eval bench docs audit lint clean browser-deps edge-deps lock
 
 install: $(STAMP)
 
-# Re-install only when the project's dependencies change.
-$(STAMP): pyproject.toml
+# Re-install only when the lock changes. Exactly the locked files (pip refuses any whose hash
+# differs), then the project itself without its dependencies. pip is the venv's own: no upgrade.
+$(STAMP): pyproject.toml $(DEV_LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r $(DEV_LOCK)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
+
+# Rewrite the locks from pyproject.toml: keeps existing pins, adds and drops what changed.
+# `make lock LOCK_ARGS=--upgrade` moves everything to the newest allowed versions (then review
+# the diff, run `make audit` and `make test`).
+lock: install
+	$(COMPILE) --all-build-deps -o $(LOCK) pyproject.toml
+	$(COMPILE) --extra test -c $(LOCK) -o $(DEV_LOCK) pyproject.toml
 
 run: install
 	$(BIN)/triage run
@@ -29,7 +44,13 @@ browser-deps:
 	elif [ "$$(id -u)" != 0 ]; then echo "browser-deps: not root, skipping apt-get install chromium chromium-driver (browser tests will skip)"; \
 	else apt-get update && apt-get install -y chromium chromium-driver; fi
 
-test: install browser-deps
+# Debian's nginx for the test of deploy/nginx.conf, the compose file's proxy.
+edge-deps:
+	@if command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; then :; \
+	elif [ "$$(id -u)" != 0 ]; then echo "edge-deps: not root, skipping apt-get install nginx-light (the proxy test will skip)"; \
+	else apt-get install -y nginx-light >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y nginx-light >/dev/null; }; fi
+
+test: install browser-deps edge-deps
 	$(BIN)/python -m pytest -q -m "not long" $(PYTEST_ARGS)
 
 test-long: install
@@ -39,10 +60,11 @@ test-long: install
 eval: install
 	$(BIN)/triage eval --input ../shared/data/dev_comments.jsonl --youtube ../shared/data/youtube-spam
 
-# Known vulnerabilities in the installed dependencies (PyPI's advisory data).
+# Known vulnerabilities in every locked dependency (PyPI's advisory data, so it needs to reach
+# pypi.org). Fails on any finding, and when it cannot ask.
 audit: install
-	@$(BIN)/python -m pip install --quiet pip-audit
-	$(BIN)/pip-audit --strict --skip-editable --progress-spinner off --desc off
+	$(BIN)/pip-audit --strict --disable-pip --require-hashes -r $(LOCK) -r $(DEV_LOCK) \
+	  --progress-spinner off --desc on
 
 # ruff with the rules in pyproject.toml, and the type hints of everything outside tests checked
 # by mypy (pinned: a new release may judge differently).
