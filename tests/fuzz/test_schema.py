@@ -22,7 +22,7 @@ def test_api_honours_its_schema(app):  # type: ignore[no-untyped-def]
         @hsettings(max_examples=MAX_EXAMPLES, deadline=None, database=None,
                    suppress_health_check=list(HealthCheck))
         def check(case):  # type: ignore[no-untyped-def]
-            # An opaque cursor we never handed out is refused (422) by design, though any
+            # An opaque cursor we never handed out is refused (400) by design, though any
             # string is schema-valid: skip only the "valid data accepted" check there.
             has_cursor = isinstance(case.query, dict) and "cursor" in case.query
             case.call_and_validate(
