@@ -353,6 +353,6 @@ def test_recent_duplicates_count_other_comments_with_the_same_text(queue_setting
     assert got == {"e": 0, "f": 0}
     flood = "Visit our clinic for the best ketamine deals in town, call us today and ask for Sam"
     got = rt.recent_duplicates_many([(f"g{i}", flood, f"ref{i}", f"art{i}") for i in range(3)])
-    assert got == {"g0": 2, "g1": 2, "g2": 2}
+    assert got == {"g0": 0, "g1": 1, "g2": 2}  # each counts those before it
     ttl = redis.Redis.from_url(queue_settings.redis_url).ttl(f"triage:dup:{fingerprint(flood)}")
     assert 0 < ttl <= DUPLICATE_WINDOW_SECONDS
