@@ -109,8 +109,10 @@ def nginx_front(tmp_path):  # type: ignore[no-untyped-def]
                 .replace("http {\n", "http {\n" + temp, 1))
         path = tmp_path / "nginx.conf"
         path.write_text(conf)
+        # Workers of a root master run as nobody, who may not write under the test's tmp_path.
+        user = "user root; " if os.geteuid() == 0 else ""
         proc = subprocess.Popen([binary, "-e", "stderr", "-c", str(path), "-g",
-                                 f"daemon off; pid {tmp_path / 'nginx.pid'};"])
+                                 f"{user}daemon off; pid {tmp_path / 'nginx.pid'};"])
         started.append(proc)
         wait_port(port)
         return port
