@@ -18,7 +18,7 @@ from ..metrics import HTTP_LATENCY, HTTP_REQUESTS
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ..comments.moderation import ModerationRules, ModerationService
-from . import moderation, ops, problems, public, ui
+from . import moderation, ops, problems, public, readers, ui, widget
 from .limits import init_limits
 from .queue import SendBuffer, TaskSender
 
@@ -90,5 +90,7 @@ def create_app(settings: Settings | None = None, *, service: CommentService | No
     if settings.bench_endpoints:
         app.register_blueprint(ops.bench_blueprint())
     app.register_blueprint(ui.bp)
+    readers.install(app, settings, service)
+    widget.install(app, settings)
     logging.getLogger("triage.api").debug("app created")
     return app

@@ -1,0 +1,145 @@
+"""What readers' pages use besides the comment list: counts, the Atom feed, article settings,
+and CORS for the origins a site allows. Views stay thin: validate, call one function, shape."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Annotated, Any
+
+from flask import Blueprint, Flask, Response, current_app, jsonify, request, url_for
+from flask_cors import CORS
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from ..comments.articles import Articles, ArticleUpdate
+from ..comments.errors import Invalid
+from ..comments.readers import Readers
+from ..comments.service import CommentService
+from ..config import Settings
+from .moderation import AuthError, _auth_error, require
+from .problems import validation_errors
+from .public import CACHE_CONTROL, json_body
+
+bp = Blueprint("readers", __name__)
+
+# Characters XML 1.0 cannot carry at all; the API never stores most of them, but the feed must
+# be well-formed whatever an older row holds.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+FEED_ENTRIES = 50
+
+
+class ArticleIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: Annotated[str, StringConstraints(strip_whitespace=True), Field(min_length=1, max_length=500)]
+    url: Annotated[str, Field(max_length=2000, pattern=r"^https?://[^\s]+$")] | None = None
+    open: bool = True
+
+
+def install(app: Flask, settings: Settings, service: CommentService) -> None:
+    """The readers' routes, their services, and CORS for ALLOWED_ORIGINS."""
+    app.extensions["triage.readers"] = Readers(service)
+    app.extensions["triage.articles"] = Articles(service.db)
+    app.register_blueprint(bp)
+    origins = settings.origins()
+    if origins:
+        # Only public routes, only the listed origins: a refused origin gets no CORS header.
+        public = {"origins": origins}
+        CORS(app, resources={r"/v1/articles/*": public, r"/v1/comments/*": public,
+                             r"/v1/counts": public},
+             methods=["GET", "POST", "OPTIONS"],
+             allow_headers=["Content-Type", "Idempotency-Key"],
+             expose_headers=["ETag", "Location", "Retry-After"],
+             supports_credentials=False, max_age=600, vary_header=True)
+
+
+@bp.errorhandler(AuthError)
+def _auth(exc: AuthError) -> Response:
+    return _auth_error(exc)
+
+
+def readers() -> Readers:
+    return current_app.extensions["triage.readers"]  # type: ignore[no-any-return]
+
+
+def _public(resp: Response) -> Response:
+    resp.headers["Cache-Control"] = CACHE_CONTROL
+    return resp
+
+
+@bp.get("/v1/articles/<slug>/comments/count")
+def count(slug: str) -> Response:
+    return _public(jsonify({"article": slug, "count": readers().count(slug)}))
+
+
+@bp.get("/v1/counts")
+def counts() -> Response:
+    raw = request.args.get("articles", "")
+    if len(raw) > 100 * 201:
+        raise Invalid("The list of articles is too long.",
+                      errors=[{"field": "articles", "message": "too long"}])
+    slugs = [s.strip() for s in raw.split(",")]
+    return _public(jsonify({"counts": readers().counts(slugs)}))
+
+
+@bp.get("/v1/articles/<slug>/comments.atom")
+def feed(slug: str) -> Response:
+    from feedgen.feed import FeedGenerator
+
+    article = readers().article(slug)
+    items = readers().newest(slug, FEED_ENTRIES)
+    self_url = request.url_root.rstrip("/") + url_for("readers.feed", slug=slug)
+    page = article.url or request.url_root.rstrip("/") + url_for("public.list_comments", slug=slug)
+    fg = FeedGenerator()
+    fg.id(self_url)
+    fg.title(_xml(f"Comments on “{article.title}”"))
+    fg.link(href=self_url, rel="self", type="application/atom+xml")
+    fg.link(href=page, rel="alternate")
+    fg.generator("Triage")
+    fg.updated(_dt(items[0]["created_at"]) if items else dt.datetime.now(dt.timezone.utc))
+    for item in reversed(items):  # feedgen puts the last one added first
+        entry = fg.add_entry()
+        entry.id(f"{page}#comment-{item['id']}")
+        entry.title(_xml(f"{item['author']} on “{article.title}”"))
+        entry.author({"name": _xml(item["author"])})
+        entry.content(_xml(item["body"]), type="text")
+        entry.link(href=f"{page}#comment-{item['id']}", rel="alternate")
+        at = _dt(item["created_at"])
+        entry.published(at)
+        entry.updated(at)
+    resp = Response(fg.atom_str(pretty=False), mimetype="application/atom+xml")
+    return _public(resp)
+
+
+@bp.put("/v1/admin/articles/<slug>")
+@require("admin")
+def put_article(slug: str) -> tuple[Response, int]:
+    if not (1 <= len(slug) <= 200) or not re.fullmatch(r"[A-Za-z0-9._~-]+", slug):
+        raise Invalid("A slug is 1 to 200 letters, digits, '.', '_', '~' or '-'.",
+                      errors=[{"field": "slug", "message": "not a slug"}])
+    try:
+        data = ArticleIn.model_validate(json_body())
+    except ValidationError as exc:
+        raise Invalid("The article did not pass validation.", errors=validation_errors(exc)) from exc
+    articles: Articles = current_app.extensions["triage.articles"]
+    view, created = articles.put(slug, ArticleUpdate(data.title, data.url, data.open))
+    return jsonify(_article(view)), 201 if created else 200
+
+
+@bp.get("/v1/admin/articles/<slug>")
+@require("admin")
+def get_article(slug: str) -> Response:
+    articles: Articles = current_app.extensions["triage.articles"]
+    return jsonify(_article(articles.get(slug)))
+
+
+def _article(view: Any) -> dict[str, Any]:
+    return {"slug": view.slug, "title": view.title, "url": view.url, "open": view.open}
+
+
+def _xml(text: str) -> str:
+    return _NOT_XML.sub("", text)
+
+
+def _dt(value: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
