@@ -80,10 +80,10 @@ class Readers:
                 Comment.article_id == article_id, Comment.status == Status.APPROVED,
                 decided())).all()
         parents = {r.id: r.parent_id for r in shape}
-        public = {r.id: r for r in public_rows}
+        public: dict[str, Any] = {r.id: r for r in public_rows}
         shown_parent = {cid: _public_ancestor(parents.get(cid), parents, public) for cid in public}
         children: dict[str, list[str]] = {}
-        roots = []
+        roots: list[Any] = []
         for cid, parent in shown_parent.items():
             if parent is None:
                 roots.append(public[cid])
@@ -184,7 +184,7 @@ class Readers:
         if not wanted:
             return {}
         with self.db.reading() as conn:
-            rows = conn.execute(
+            rows: Sequence[Any] = conn.execute(
                 select(*PUBLIC_COLUMNS, Comment.status, Article.slug)
                 .join(Article, Article.id == Comment.article_id)
                 .where(Comment.id.in_(wanted))).all()

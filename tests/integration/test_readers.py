@@ -92,7 +92,7 @@ def test_order_and_an_opaque_stable_cursor(client, mod, view):
             if len(seen) == 2:
                 # A comment published meanwhile neither repeats nor skips anything.
                 published(client, mod, "late comment")
-        assert seen[:5] == expected
+        assert [i for i in seen if i in ids] == expected
         assert len(set(seen)) == len(seen)
     bad = client.get(URL + "?order=sideways")
     assert bad.status_code == 422 and bad.get_json()["errors"][0]["field"] == "order"
