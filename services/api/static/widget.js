@@ -34,6 +34,7 @@
     "button:focus-visible,input:focus-visible,textarea:focus-visible,select:focus-visible,a:focus-visible{outline:2px solid var(--triage-accent,#1f6feb);outline-offset:2px}",
     "form{display:grid;gap:.6em;margin:1.5em 0 0}",
     "label{display:grid;gap:.2em;font-weight:600}",
+    "select{width:auto}.hint{font-weight:400;color:var(--triage-muted,#57606a);font-size:.85em}",
     "input,textarea,select{font:inherit;color:inherit;background:var(--triage-input-bg,#fff);border:1px solid var(--triage-border,#d0d7de);border-radius:var(--triage-radius,6px);padding:.4em;width:100%}",
     "textarea{min-height:6em;resize:vertical}",
     ".err{color:var(--triage-error,#cf222e);font-weight:400;margin:0}",
@@ -55,6 +56,13 @@
   }
 
   function plural(n) { return n + (n === 1 ? " comment" : " comments"); }
+
+  // The widget's own count also goes to the page's counters for the same article.
+  function showCount(slug, n) {
+    document.querySelectorAll("[data-triage-count]").forEach(function (c) {
+      if (c.getAttribute("data-triage-count") === slug) { c.textContent = plural(n); c.setAttribute("data-triage-counted", slug); }
+    });
+  }
 
   function styles(root) {
     try {
@@ -103,7 +111,7 @@
     this.heading = el("h2", { id: uid + "-h" }, ["Comments"]);
     this.live = el("div", { "class": "sr", role: "status", "aria-live": "polite" });
     this.list = el("ol", { "class": "list", "aria-labelledby": uid + "-h" });
-    this.more = el("button", { type: "button", hidden: "" }, ["Load more comments"]);
+    this.more = el("button", { type: "button", "class": "more", hidden: "" }, ["Load more comments"]);
     this.more.addEventListener("click", function () { self.load(false); });
     var order = el("select", { id: uid + "-o" }, [
       el("option", { value: "oldest" }, ["Oldest first"]), el("option", { value: "newest" }, ["Newest first"])]);
@@ -125,7 +133,7 @@
       control.setAttribute("name", name);
       control.setAttribute("aria-describedby", err.id);
       fields[name] = { control: control, err: err };
-      return el("div", null, [el("label", { "for": control.id }, [label, hint ? el("span", { "class": "when" }, [hint]) : null]), control, err]);
+      return el("div", null, [el("label", { "for": control.id }, [label, hint ? el("span", { "class": "hint" }, [" (" + hint + ")"]) : null]), control, err]);
     }
     this.fields = fields;
     this.replyNote = el("p", { "class": "note", hidden: "" });
@@ -155,7 +163,7 @@
     if (fresh) this.countNow();
     return this.fetch(this.base() + "/comments" + q, fresh ? { cache: "no-cache" } : {})
       .then(function (r) {
-        if (!r.ok) throw new Error(r.status === 404 ? "No comments here yet." : "Comments could not be loaded.");
+        if (!r.ok) throw Object.assign(new Error(r.status === 404 ? "No comments here yet." : "Comments could not be loaded."), { ours: true });
         return r.json();
       })
       .then(function (page) {
@@ -164,13 +172,15 @@
         self.cursor = page.next_cursor;
         self.more.hidden = !page.next_cursor;
       })
-      .catch(function (e) { if (e.name !== "AbortError") self.list.replaceChildren(el("li", { "class": "note" }, [e.message])); });
+      .catch(function (e) {
+        if (e.name !== "AbortError") self.list.replaceChildren(el("li", { "class": "note" }, [e.ours ? e.message : "Comments could not be loaded."]));
+      });
   };
 
   Widget.prototype.countNow = function () {
     var self = this;
     this.fetch(this.base() + "/comments/count", { cache: "no-cache" }).then(function (r) { return r.ok ? r.json() : null; })
-      .then(function (d) { if (d) { self.count = d.count; self.heading.textContent = plural(d.count); } })
+      .then(function (d) { if (d) { self.count = d.count; self.heading.textContent = plural(d.count); showCount(self.slug, d.count); } })
       .catch(function () { });
   };
 
@@ -215,7 +225,7 @@
     }
     this.place(c, where, depth, true);
     this.count += 1;
-    this.heading.textContent = plural(this.count);
+    this.heading.textContent = plural(this.count); showCount(this.slug, this.count);
     this.live.textContent = "New comment from " + c.author;
     this.forget(c.id);
   };
@@ -228,7 +238,7 @@
     li.remove();
     this.shown.delete(id);
     this.count = Math.max(0, this.count - 1);
-    this.heading.textContent = plural(this.count);
+    this.heading.textContent = plural(this.count); showCount(this.slug, this.count);
   };
 
   Widget.prototype.listen = function () {
