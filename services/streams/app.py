@@ -43,13 +43,13 @@ def _sse(event: ReaderEvent) -> ServerSentEvent:
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     from ..comments.readers import Readers
-    from ..comments.service import CommentService
-    from ..db import Database
     from ..logs import setup_logging
+    from ..wiring import build
 
     setup_logging(settings.log_level)
-    db = Database(settings.database_url)
-    readers = Readers(CommentService(db, salt=settings.author_salt))
+    services = build(settings, "streams")
+    db = services.db
+    readers = Readers(services.comments)
     hub = Hub(settings.redis_url, readers.visibility)
 
     async def events(request: Request) -> Response:
