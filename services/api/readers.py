@@ -143,3 +143,34 @@ def _xml(text: str) -> str:
 
 def _dt(value: str) -> dt.datetime:
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def openapi_paths(errors: dict[str, Any], slug: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI description of these routes (see openapi.document)."""
+    problem = {"$ref": "#/components/responses/Problem"}
+    obj = {"description": "JSON", "content": {"application/json": {"schema": {"type": "object"}}}}
+    sec: list[dict[str, list[str]]] = [{"bearer": []}]
+    auth = {"401": problem, "403": problem}
+    return {
+        "/v1/articles/{slug}/comments/count": {"parameters": [slug], "get": {
+            "summary": "How many approved comments an article has", "operationId": "countComments",
+            "responses": {"200": obj, **errors}}},
+        "/v1/counts": {"get": {
+            "summary": "Approved comments of up to 100 articles", "operationId": "counts",
+            "parameters": [{"name": "articles", "in": "query", "required": True,
+                            "schema": {"type": "string", "maxLength": 100 * 201,
+                                       "pattern": "^[^,]*(,[^,]*){0,99}$"},
+                            "description": "comma-separated slugs, at most 100"}],
+            "responses": {"200": obj, **errors}}},
+        "/v1/articles/{slug}/comments.atom": {"parameters": [slug], "get": {
+            "summary": "Atom feed of the newest approved comments", "operationId": "commentsFeed",
+            "responses": {"200": {"description": "Atom 1.0", "content": {
+                "application/atom+xml": {"schema": {"type": "string"}}}}, **errors}}},
+        "/v1/admin/articles/{slug}": {"parameters": [slug], "get": {
+            "summary": "An article's title, URL and whether it takes comments",
+            "operationId": "getArticle", "security": sec, "responses": {"200": obj, **errors, **auth}},
+            "put": {"summary": "Create or update an article", "operationId": "putArticle",
+                    "security": sec, "requestBody": {"required": True, "content": {
+                        "application/json": {"schema": ArticleIn.model_json_schema()}}},
+                    "responses": {"200": obj, "201": obj, **errors, **auth}}},
+    }

@@ -122,7 +122,7 @@ def test_counts_one_and_many(client, mod, service):
     many = ",".join(f"a{i}" for i in range(101))
     resp = client.get(f"/v1/counts?articles={many}")
     assert resp.status_code == 422 and resp.mimetype == "application/problem+json"
-    assert client.get("/v1/counts").status_code == 422
+    assert client.get("/v1/counts").get_json() == {"counts": {}}
 
 
 def test_atom_feed_is_valid_and_holds_only_approved_text(client, mod):
