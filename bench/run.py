@@ -345,7 +345,7 @@ def insert_pipeline(settings: Settings, db: Any, art_id: int,
     """Insert pending comments and commit, then send one task per comment as the API does."""
     from services.queue.sender import TaskSender
     from services.comments.models import Comment
-    from services.comments.service import author_ref
+    from services.comments.shapes import author_ref
 
     rows = []
     with db.session() as s:

@@ -16,7 +16,7 @@ from ..comments.errors import Invalid
 from ..comments.readers import Readers
 from ..comments.service import CommentService
 from ..config import Settings
-from .moderation import AuthError, _auth_error, require
+from .moderation import require
 from .problems import validation_errors
 from .public import CACHE_CONTROL, json_body
 
@@ -51,11 +51,6 @@ def install(app: Flask, settings: Settings, service: CommentService) -> None:
              allow_headers=["Content-Type", "Idempotency-Key"],
              expose_headers=["ETag", "Location", "Retry-After"],
              supports_credentials=False, max_age=600, vary_header=True)
-
-
-@bp.errorhandler(AuthError)
-def _auth(exc: AuthError) -> Response:
-    return _auth_error(exc)
 
 
 def readers() -> Readers:

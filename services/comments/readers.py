@@ -13,7 +13,8 @@ from sqlalchemy import Connection, and_, func, or_, select
 from .errors import Invalid
 from .models import Article, Comment, Decision, Status, decided
 from .repository import PUBLIC_COLUMNS
-from .service import CommentService, decode_cursor, encode_cursor, public_view
+from .service import CommentService
+from .shapes import decode_cursor, encode_cursor, public_view
 
 Order = Literal["oldest", "newest"]
 View = Literal["flat", "thread"]
