@@ -116,6 +116,11 @@ def test_counts_one_and_many(client, mod, service):
     published(client, mod, "two")
     post(client, "pending, not counted")
     assert client.get(URL + "/count").get_json() == {"article": DEMO, "count": 2}
+    # Counts are cached under the article's read token: a decision refreshes them at once.
+    third = published(client, mod, "three")
+    assert client.get(URL + "/count").get_json()["count"] == 3
+    mod.decide(third, "reject", actor="Ana", version=None)
+    assert client.get(f"/v1/counts?articles={DEMO}").get_json()["counts"][DEMO] == 2
     assert client.get("/v1/articles/nope/comments/count").status_code == 404
     doc = client.get(f"/v1/counts?articles={DEMO},other-article,unknown").get_json()
     assert doc == {"counts": {DEMO: 2, "other-article": 0, "unknown": 0}}
