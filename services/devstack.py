@@ -104,7 +104,8 @@ def main(settings: Settings) -> int:
     # The demo page is served by the API; its widget reads live updates from `triage streams`.
     streams_url = f"http://{settings.host}:{settings.stream_port}"
     env.setdefault("EVENTS_URL", streams_url)
-    env.setdefault("ALLOWED_ORIGINS", f"http://{settings.host}:{settings.port}")
+    demo = {f"http://{settings.host}:{settings.port}", f"http://localhost:{settings.port}"}
+    env.setdefault("ALLOWED_ORIGINS", ",".join(sorted(demo)))
     for role in ("api", "worker", "beat", "streams"):
         # Own process groups: Ctrl-C reaches us, and we stop each child group in order.
         procs.append(subprocess.Popen([*triage, role], env=env, cwd=ROOT, preexec_fn=die_with_parent))
