@@ -74,7 +74,14 @@ def _answers(url: str) -> bool:
 
 
 @pytest.fixture
-def stack(queue_settings, service: CommentService, process_factory) -> Iterator[Stack]:  # type: ignore[no-untyped-def]
+def streams_env() -> dict[str, str]:
+    """Extra settings for the live-updates process (a test may parametrize it)."""
+    return {}
+
+
+@pytest.fixture
+def stack(queue_settings, service: CommentService, process_factory,  # type: ignore[no-untyped-def]
+          streams_env: dict[str, str]) -> Iterator[Stack]:
     # Read tokens and pages cached by earlier tests' databases would answer for this one.
     client = redis.Redis.from_url(queue_settings.redis_url)
     for pattern in ("triage:gen:*", "triage:page:*"):
@@ -89,7 +96,8 @@ def stack(queue_settings, service: CommentService, process_factory) -> Iterator[
     origins = f"{api},{site}"
     settings = replace(queue_settings, port=api_port)
     process_factory(settings, "streams", env={"STREAM_PORT": str(streams_port),
-                                              "ALLOWED_ORIGINS": origins, "STREAM_HEARTBEAT": "2"})
+                                              "ALLOWED_ORIGINS": origins, "STREAM_HEARTBEAT": "2",
+                                              **streams_env})
     process_factory(settings, "api", env={"PORT": str(api_port), "HOST": "127.0.0.1",
                                           "ALLOWED_ORIGINS": origins, "EVENTS_URL": streams,
                                           "WEB_CONCURRENCY": "2", "RATELIMIT_ENABLED": "false"})
@@ -377,3 +385,21 @@ def test_a_refused_origin_cannot_read(chrome: WebDriver, stack: Stack, mod) -> N
     assert chrome.execute_script("return document.querySelector('[data-triage-count]').textContent") == ""
     logs = json.dumps(chrome.get_log("browser"))
     assert "CORS" in logs or "Access-Control-Allow-Origin" in logs
+
+
+@pytest.mark.parametrize("streams_env", [{"STREAM_LIFETIME": "3"}])
+def test_a_stream_that_ends_resumes_with_last_event_id_and_misses_nothing(
+        chrome: WebDriver, stack: Stack, mod) -> None:  # type: ignore[no-untyped-def]
+    chrome.get(stack.api + "/")
+    wait(chrome, lambda d: open_streams(stack) == 1)
+    first = post_json(stack.api, "Before the stream ends.", "Ana")
+    mod.decide(first, "approve", actor="Ana", version=None)
+    wait(chrome, lambda d: bodies(d) == ["Before the stream ends."], timeout=5)
+    # The stream reaches its lifetime; the browser waits `retry` (2 s) before it comes back.
+    wait(chrome, lambda d: open_streams(stack) == 0, timeout=10)
+    gap = post_json(stack.api, "Published while no stream was open.", "Bo")
+    mod.decide(gap, "approve", actor="Ana", version=None)
+    assert open_streams(stack) == 0
+    wait(chrome, lambda d: bodies(d) == ["Before the stream ends.",
+                                         "Published while no stream was open."], timeout=10)
+    assert chrome.execute_script("return Triage.openStreams()") == 1

@@ -7,7 +7,8 @@
 (function () {
   "use strict";
   if (window.Triage && window.Triage.version) return;
-  var script = document.currentScript;
+  // Where this script came from is where the API is (a loader may have left currentScript unset).
+  var script = document.currentScript || document.querySelector('script[src$="/widget.js"]');
   var API = script && script.src ? new URL(script.src, location.href).origin : location.origin;
   var EVENTS = "__TRIAGE_EVENTS__";
   if (EVENTS.indexOf("__") === 0 || !EVENTS) EVENTS = API;
