@@ -15,7 +15,7 @@ from redis.exceptions import RedisError
 from ..cache import ReadCache
 
 from ..comments.articles import Articles, ArticleUpdate
-from ..comments.errors import Invalid
+from ..comments.errors import Invalid, NotFound
 from ..comments.readers import MAX_COUNT_SLUGS, Readers
 from ..comments.service import CommentService
 from ..config import Settings
@@ -68,7 +68,7 @@ def _public(resp: Response) -> Response:
 @bp.get("/v1/articles/<slug>/comments/count")
 def count(slug: str) -> Response:
     if not readers().known([slug]):
-        readers().count(slug)  # the domain's 404
+        raise NotFound(f"No article with slug '{slug}'.")
     return _public(jsonify({"article": slug, "count": _counts([slug])[slug]}))
 
 

@@ -139,7 +139,8 @@ class Readers:
     # -- counts -------------------------------------------------------------------------------
     def known(self, slugs: Sequence[str]) -> list[str]:
         """Which of these slugs are articles, in one query for those not seen before."""
-        unseen = [s for s in slugs if s not in self._known]
+        # Only what could be a slug is looked up (PostgreSQL refuses a NUL in any string).
+        unseen = [s for s in slugs if s not in self._known and 0 < len(s) <= 200 and "\x00" not in s]
         if unseen:
             with self.db.reading() as conn:
                 found = conn.execute(select(Article.slug).where(Article.slug.in_(unseen))).scalars()
