@@ -26,7 +26,7 @@ from typing import Any
 from services.config import ROOT, Settings
 
 from .load import alternate, have_wrk, run_load
-from .stack import Stack, free_port, rss_bytes, tree, _children_map
+from .stack import Stack, _children_map, free_port, rss_bytes, tree
 from .stats import ratio
 
 WIDGET = ROOT / "services" / "api" / "static" / "widget.js"
@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
          f"p99 {ms(sn['to_all_p99_ms'])}", f"1 stream: p50 {ms(s1['to_all_p50_ms'])}, "
          f"p99 {ms(s1['to_all_p99_ms'])}", f"{sn['missing_arrivals']} missing"),
     ]
-    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     print(f"Triage readers' benchmark — {now}, {os.cpu_count()} cores (the client runs on the "
           "same machine as the servers)")
     width = max(len(r[0]) for r in rows)

@@ -13,7 +13,6 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from redis.exceptions import RedisError
 
 from ..cache import ReadCache
-
 from ..comments.articles import Articles, ArticleUpdate
 from ..comments.errors import Invalid, NotFound
 from ..comments.readers import MAX_COUNT_SLUGS, Readers
@@ -131,7 +130,7 @@ def feed(slug: str) -> Response:
     fg.link(href=self_url, rel="self", type="application/atom+xml")
     fg.link(href=page, rel="alternate")
     fg.generator("Triage")
-    fg.updated(_dt(items[0]["created_at"]) if items else dt.datetime.now(dt.timezone.utc))
+    fg.updated(_dt(items[0]["created_at"]) if items else dt.datetime.now(dt.UTC))
     for item in reversed(items):  # feedgen puts the last one added first
         entry = fg.add_entry()
         entry.id(f"{page}#comment-{item['id']}")

@@ -223,7 +223,7 @@ class Readers:
 def _key(row: Any) -> tuple[dt.datetime, str]:
     at = row.created_at
     if at.tzinfo is None:  # SQLite's naive datetimes were stored as UTC
-        at = at.replace(tzinfo=dt.timezone.utc)
+        at = at.replace(tzinfo=dt.UTC)
     return at, row.id
 
 

@@ -200,7 +200,8 @@ def test_reply_thread_and_field_errors_in_words(chrome: WebDriver, stack: Stack,
     wait(chrome, lambda d: bodies(d) == ["A first thought."])
     fill_and_post(chrome, "Bo", "A reply.", "not-an-email")
     # 422 from the API, shown next to the field it names.
-    wait(chrome, lambda d: shadow(d, "return root.querySelector('[name=email]').getAttribute('aria-invalid')") == "true")
+    invalid = "return root.querySelector('[name=email]').getAttribute('aria-invalid')"
+    wait(chrome, lambda d: shadow(d, invalid) == "true")
     err = shadow(chrome, """const c = root.querySelector('[name=email]');
         return root.getElementById(c.getAttribute('aria-describedby')).textContent""")
     assert err
@@ -211,8 +212,8 @@ def test_reply_thread_and_field_errors_in_words(chrome: WebDriver, stack: Stack,
     wait(chrome, lambda d: shadow(d, "return root.querySelector('.mine') !== null"))
     reply_id = wait(chrome, lambda d: shadow(d, "return root.querySelector('.mine').dataset.mine"))
     mod.decide(reply_id, "approve", actor="Ana", version=None)
-    wait(chrome, lambda d: shadow(d, "return Array.from(root.querySelectorAll('.c .replies .body'), b => b.textContent)")
-         == ["A reply."], timeout=5)
+    replies = "return Array.from(root.querySelectorAll('.c .replies .body'), b => b.textContent)"
+    wait(chrome, lambda d: shadow(d, replies) == ["A reply."], timeout=5)
 
 
 SELF_HARM = "I've been stockpiling my tablets for weeks."

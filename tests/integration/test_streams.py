@@ -33,7 +33,7 @@ class Stream:
     ended: threading.Event = field(default_factory=threading.Event)
     response: requests.Response | None = None
 
-    def start(self) -> "Stream":
+    def start(self) -> Stream:
         self.response = requests.get(self.url, headers=self.headers, stream=True, timeout=(3, 30))
         threading.Thread(target=self._read, daemon=True).start()
         return self

@@ -4,9 +4,8 @@ Revision ID: a8d3f1c6e2b7
 Revises: 7e4b9c2d1f05
 Create Date: 2026-12-06 03:40:00
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = 'a8d3f1c6e2b7'
 down_revision = '7e4b9c2d1f05'
