@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
+import re
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
@@ -80,8 +83,14 @@ def streams_env() -> dict[str, str]:
 
 
 @pytest.fixture
+def api_env() -> dict[str, str]:
+    """Extra settings for the API process (a test may parametrize it)."""
+    return {}
+
+
+@pytest.fixture
 def stack(queue_settings, service: CommentService, process_factory,  # type: ignore[no-untyped-def]
-          streams_env: dict[str, str]) -> Iterator[Stack]:
+          streams_env: dict[str, str], api_env: dict[str, str]) -> Iterator[Stack]:
     # Read tokens and pages cached by earlier tests' databases would answer for this one.
     client = redis.Redis.from_url(queue_settings.redis_url)
     for pattern in ("triage:gen:*", "triage:page:*"):
@@ -100,7 +109,8 @@ def stack(queue_settings, service: CommentService, process_factory,  # type: ign
                                               **streams_env})
     process_factory(settings, "api", env={"PORT": str(api_port), "HOST": "127.0.0.1",
                                           "ALLOWED_ORIGINS": origins, "EVENTS_URL": streams,
-                                          "WEB_CONCURRENCY": "2", "RATELIMIT_ENABLED": "false"})
+                                          "WEB_CONCURRENCY": "2", "RATELIMIT_ENABLED": "false",
+                                          **api_env})
     wait_port(streams_port)
     wait_port(api_port)
     wait_for(lambda: _answers(api + "/healthz"), timeout=60)
@@ -404,3 +414,24 @@ def test_a_stream_that_ends_resumes_with_last_event_id_and_misses_nothing(
     wait(chrome, lambda d: bodies(d) == ["Before the stream ends.",
                                          "Published while no stream was open."], timeout=10)
     assert chrome.execute_script("return Triage.openStreams()") == 1
+
+
+@pytest.mark.parametrize("api_env", [{"RATELIMIT_ENABLED": "true",
+                                      "RATELIMIT_POST_AUTHOR": "1 per 30 seconds"}])
+def test_too_many_comments_says_how_long_to_wait(chrome: WebDriver, stack: Stack) -> None:
+    # Limits counted by an earlier run of this test would refuse the first post too.
+    client = redis.Redis.from_url(os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"))
+    for key in client.scan_iter("LIMITS*"):
+        client.delete(key)
+    chrome.get(stack.api + "/")
+    wait(chrome, lambda d: shadow(d, "return root.querySelector('form') !== null"))
+    author = f"Quick {time.time_ns()}"
+    fill_and_post(chrome, author, "A first comment.")
+    wait(chrome, lambda d: shadow(d, "return root.querySelector('.mine') !== null"))
+    fill_and_post(chrome, author, "And a second one at once.")
+    status = "return root.querySelector('form [role=status]').textContent"
+    message = wait(chrome, lambda d: shadow(d, status))
+    assert "too fast" in message and "wait" in message
+    assert re.search(r"wait ([1-9]|[12][0-9]|30) seconds?", message), message
+    # The comment the author wrote is still there to send again.
+    assert shadow(chrome, "return root.querySelector('[name=body]').value") == "And a second one at once."
