@@ -76,6 +76,8 @@ class Readers:
 
     def _thread_page(self, article_id: int, q: PageQuery,
                      after: tuple[dt.datetime, str] | None) -> tuple[list[dict[str, Any]], str | None]:
+        # Threads are built from the article's whole shape (ids, parents, statuses) in two
+        # queries; the API caches the pages under the article's read token.
         with self.db.reading() as conn:
             shape = conn.execute(select(Comment.id, Comment.parent_id, Comment.status)
                                  .where(Comment.article_id == article_id)).all()

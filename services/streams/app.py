@@ -59,10 +59,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         last = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
         if last is not None and not ENTRY_ID.match(last):
             return _problem(422, "Invalid input", "Last-Event-ID is not an id this stream sent.")
-        sub = hub.subscribe(slug)  # before the replay: nothing falls between the two
         lifetime = settings.stream_lifetime * random.uniform(0.9, 1.0)
 
         async def stream() -> AsyncIterator[ServerSentEvent]:
+            # Subscribed inside the generator, so its `finally` always lets go; and before the
+            # replay, so nothing falls between the two.
+            sub = hub.subscribe(slug)
             try:
                 yield ServerSentEvent(comment="triage", retry=RETRY_MS)
                 upto = None
