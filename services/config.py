@@ -96,10 +96,11 @@ class Settings:
         metadata={"doc": "Approved comments (and none rejected) that make an author trusted."},
     )
     report_threshold: int = field(
-        default=3, metadata={"doc": "Community reports that take a comment off the public endpoint."}
+        default=3, metadata={"doc": "Distinct reporters that take a comment off the public endpoint (at least 2)."}
     )
     report_threshold_self_harm: int = field(
-        default=1, metadata={"doc": "The same for reports with reason `self_harm`."}
+        default=3, metadata={"doc": "The same counting `self_harm` reports only; one already makes it urgent "
+                                    "for moderators, still public."}
     )
     retrain_interval: int = field(
         default=300, metadata={"doc": "Seconds between background rebuilds of the learned model."}

@@ -175,7 +175,7 @@ class CommentService:
             "findings": [], "scores": {}, "policy_version": None, "masked_body": None,
             # Without an email the author is known by the IP's hash: computed once for both.
             "author_ref": author_ref(self.salt, new.email, None) or ip_hash,
-            "ip_hash": ip_hash, "report_count": 0, "version": 1,
+            "ip_hash": ip_hash, "report_count": 0, "raised_by": None, "version": 1,
             "request_id": request_id, "created_at": now, "decided_at": None,
         }
         if new.parent_id is None and not key_hash:

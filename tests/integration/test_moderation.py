@@ -158,12 +158,55 @@ def test_reports_take_a_comment_off_the_public_endpoint_at_the_threshold(app, se
     assert client.get(f"/v1/comments/{cid}").get_json()["status"] == "held"
 
 
-def test_one_self_harm_report_is_enough_and_urgent(client, service, keys):
+def test_one_self_harm_report_alerts_moderators_at_once_but_does_not_unpublish(client, service, keys, events):
     cid = post(client, "A published comment that worries a reader")
     engine(service, cid, "publish", masked="A published comment that worries a reader")
+    crisis = post(client, "the engine's own crisis")
+    engine(service, crisis, "hold", priority="urgent", categories=["self_harm"])
+    h = auth(keys["moderator"])
+    r = client.post(f"/v1/comments/{cid}/reports", json={"reason": "self_harm"},
+                    environ_overrides={"REMOTE_ADDR": "10.0.0.1"})
+    assert r.status_code == 202
+    assert cid in {i["id"] for i in client.get(URL).get_json()["items"]}, "one voice unpublishes nothing"
+    assert ("comment.urgent", cid) in [(k, p["id"]) for k, p in events.events]
+    # In the default queue at once, urgent, and told apart from the engine's crisis.
+    held = client.get("/v1/moderation/queue", headers=h).get_json()["items"]
+    by_id = {i["id"]: i for i in held}
+    assert by_id[cid]["priority"] == "urgent" and by_id[cid]["raised_by"] == "reports"
+    assert by_id[cid]["status"] == "approved"
+    assert by_id[crisis]["raised_by"] == "engine"
+    reported = client.get("/v1/moderation/queue?status=reported", headers=h).get_json()["items"]
+    assert [i["id"] for i in reported] == [cid]
+    # A second distinct reporter reaches the floor of two: now it leaves the public page.
+    client.post(f"/v1/comments/{cid}/reports", json={"reason": "self_harm"},
+                environ_overrides={"REMOTE_ADDR": "10.0.0.2"})
+    assert cid in {i["id"] for i in client.get(URL).get_json()["items"]}
+    client.post(f"/v1/comments/{cid}/reports", json={"reason": "self_harm"},
+                environ_overrides={"REMOTE_ADDR": "10.0.0.3"})
+    assert cid not in {i["id"] for i in client.get(URL).get_json()["items"]}
+
+
+def test_a_moderator_answers_a_report_alert_and_it_leaves_the_queue(client, service, keys):
+    cid = post(client, "A published comment a reader flagged")
+    engine(service, cid, "publish", masked="A published comment a reader flagged")
     client.post(f"/v1/comments/{cid}/reports", json={"reason": "self_harm"})
-    queue = client.get("/v1/moderation/queue?status=reported", headers=auth(keys["moderator"])).get_json()
-    assert queue["items"][0]["id"] == cid and queue["items"][0]["priority"] == "urgent"
+    h = auth(keys["moderator"])
+    item = client.get("/v1/moderation/queue", headers=h).get_json()["items"][0]
+    ok = client.post(f"/v1/moderation/comments/{cid}/decision", json={"action": "approve"},
+                     headers={**h, "If-Match": f'"{item["version"]}"'})
+    assert ok.status_code == 200 and ok.get_json()["priority"] == "normal"
+    assert client.get("/v1/moderation/queue", headers=h).get_json()["items"] == []
+    assert cid in {i["id"] for i in client.get(URL).get_json()["items"]}
+
+
+def test_report_thresholds_never_unpublish_on_one_voice(client, service, mod):
+    from dataclasses import replace
+
+    mod.rules = replace(mod.rules, report_threshold=1, report_threshold_self_harm=1)
+    cid = post(client, "Published")
+    engine(service, cid, "publish", masked="Published")
+    client.post(f"/v1/comments/{cid}/reports", json={"reason": "abuse"})
+    assert cid in {i["id"] for i in client.get(URL).get_json()["items"]}
 
 
 def test_only_published_comments_can_be_reported(client, service):
