@@ -149,7 +149,8 @@ class DecisionIn(BaseModel):
 
 class BulkItem(DecisionIn):
     id: Annotated[str, Field(min_length=1, max_length=64)]
-    version: int | None = None
+    # Required, as If-Match is for one decision: a stale bulk approve must not undo a hold.
+    version: int = Field(ge=1)
 
 
 class BulkIn(BaseModel):

@@ -326,11 +326,15 @@ class ModerationService:
         s.add(TrainingExample(body=c.body, author=c.author, label=label, source="moderator"))
 
     def bulk_decide(self, items: list[dict[str, Any]], actor: str) -> list[dict[str, Any]]:
-        """One result per id; one failure does not stop the others."""
+        """One result per id; one failure does not stop the others. Each needs the version
+        the moderator reviewed: a stale one is 409 for that item."""
         out = []
         for item in items:
             try:
-                state = self.decide(item["id"], item["action"], actor, item.get("version"),
+                if not isinstance(item.get("version"), int):
+                    raise Invalid("version is required",
+                                  errors=[{"field": "version", "message": "required"}])
+                state = self.decide(item["id"], item["action"], actor, item["version"],
                                     item.get("reason"), item.get("note"))
                 out.append({"id": item["id"], "status": 200, "comment": state})
             except (NotFound, Conflict, Invalid) as exc:

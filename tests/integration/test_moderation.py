@@ -127,14 +127,40 @@ def test_bulk_decisions_report_one_result_per_id(client, service, keys):
     resp = client.post("/v1/moderation/decisions", headers=auth(keys["moderator"]), json={"decisions": [
         {"id": ids[0], "action": "reject", "version": 2},
         {"id": ids[1], "action": "approve", "version": 1},
-        {"id": "missing", "action": "approve"},
-        {"id": ids[2], "action": "approve"},
+        {"id": "missing", "action": "approve", "version": 1},
+        {"id": ids[2], "action": "approve", "version": 2},
     ]})
     assert resp.status_code == 200
     assert [r["status"] for r in resp.get_json()["results"]] == [200, 409, 404, 200]
     too_many = client.post("/v1/moderation/decisions", headers=auth(keys["moderator"]),
                            json={"decisions": [{"id": "x", "action": "approve"}] * 101})
     assert too_many.status_code == 422
+
+
+def test_bulk_decisions_require_the_version_and_refuse_a_stale_one(client, service, keys, mod):
+    cid = post(client, "held then decided as a crisis by someone else")
+    engine(service, cid, "hold", categories=["spam"])
+    h = auth(keys["moderator"])
+    missing = client.post("/v1/moderation/decisions", headers=h,
+                          json={"decisions": [{"id": cid, "action": "approve"}]})
+    assert missing.status_code == 422 and missing.mimetype == "application/problem+json"
+    assert any(e["field"].endswith("version") for e in missing.get_json()["errors"])
+    # Another moderator holds it as a crisis (version 2 → 3); a bulk approve of version 2 is stale.
+    other = client.post(f"/v1/moderation/comments/{cid}/decision", json={"action": "hold"},
+                        headers={**h, "If-Match": '"2"'})
+    assert other.status_code == 200
+    stale = client.post("/v1/moderation/decisions", headers=h,
+                        json={"decisions": [{"id": cid, "action": "approve", "version": 2}]})
+    assert stale.get_json()["results"][0]["status"] == 409
+    assert client.get(f"/v1/comments/{cid}").get_json()["status"] == "held"
+    with pytest.raises(Exception, match="version"):
+        raise_first(mod.bulk_decide([{"id": cid, "action": "approve"}], "Ana"))
+
+
+def raise_first(results):  # type: ignore[no-untyped-def]
+    if results[0]["status"] == 422:
+        raise ValueError(results[0]["detail"])
+    return results
 
 
 def test_reports_take_a_comment_off_the_public_endpoint_at_the_threshold(app, service, keys):
