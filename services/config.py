@@ -86,7 +86,8 @@ class Settings:
     )
     bootstrap_token: str = field(
         default="",
-        metadata={"doc": "`TRIAGE_BOOTSTRAP_TOKEN`: creates an admin key with this value at start (development)."},
+        metadata={"doc": "An admin key with this value (32 random bytes or more), created at start only while no "
+                       "admin key exists; never restored once revoked."},
     )
     banned_action: str = field(
         default="hold", metadata={"doc": "What happens to a banned author's comments: `hold` or `reject`."}

@@ -36,7 +36,7 @@ def create_app(settings: Settings | None = None, *, service: CommentService | No
     app.extensions["triage.service"] = services.comments
     app.extensions["triage.moderation"] = mod = services.moderation
     if settings.bootstrap_token:
-        mod.ensure_key("bootstrap", "admin", settings.bootstrap_token)
+        mod.bootstrap_admin(settings.bootstrap_token)
     if settings.proxy_hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops)  # type: ignore[method-assign]
     init_limits(app, settings)

@@ -110,6 +110,19 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+_HEX = set("0123456789abcdefABCDEF")
+_URLSAFE = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def strong_token(key: str) -> bool:
+    """Whether a chosen key can hold 32 random bytes: enough characters of its alphabet (hex
+    carries 4 bits a character, URL-safe base64 6), and not a run of a few characters. It
+    cannot prove randomness; `triage keys create` makes keys that are."""
+    body = key.removeprefix("trg_")
+    bits_per_char = 4 if set(body) <= _HEX else 6
+    return len(body) * bits_per_char >= 256 and len(set(body)) >= 10
+
+
 def _cursor(c: Comment) -> str:
     raw = json.dumps([c.rank, iso(c.created_at), c.id]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -134,34 +147,39 @@ class ModerationService:
 
     # -- keys ----------------------------------------------------------------------------------
     def create_key(self, name: str, role: str, key: str | None = None) -> tuple[ApiKey, str]:
-        """Create a key; the plaintext is returned once and never stored."""
+        """Create a key; the plaintext is returned once and never stored. Of a key we made, the
+        first 8 characters are kept to tell keys apart ("trg_" and 4 random ones); of a key an
+        operator chose, nothing."""
         if role not in ROLES:
             raise Invalid(f"role must be one of {', '.join(ROLES)}",
                           errors=[{"field": "role", "message": "unknown role"}])
-        key = key or "trg_" + secrets.token_urlsafe(32)
+        prefix = ""
+        if key is None:
+            key = "trg_" + secrets.token_urlsafe(32)
+            prefix = key[:8]
         with self.db.session() as s:
-            row = ApiKey(name=name, role=role, key_hash=hash_key(key), prefix=key[:8])
+            row = ApiKey(name=name, role=role, key_hash=hash_key(key), prefix=prefix)
             s.add(row)
         return row, key
 
-    def ensure_key(self, name: str, role: str, key: str) -> None:
-        """Create the key unless a live key with this value exists (development bootstrap).
-
-        Other live keys of the same name are revoked: the bootstrap key is one rotating key."""
+    def bootstrap_admin(self, key: str, name: str = "bootstrap") -> bool:
+        """Create an admin key with an operator's value, only while no live admin key exists;
+        a key once revoked is never restored. Returns whether it was created."""
+        if not strong_token(key):
+            raise Invalid("TRIAGE_BOOTSTRAP_TOKEN must hold at least 32 random bytes (43 or more "
+                          "URL-safe base64 characters, or 64 hex digits).",
+                          errors=[{"field": "TRIAGE_BOOTSTRAP_TOKEN", "message": "too weak"}])
         with self.db.session() as s:
-            for other in s.scalars(select(ApiKey).where(ApiKey.name == name,
-                                                        ApiKey.key_hash != hash_key(key),
-                                                        ApiKey.revoked_at.is_(None))):
-                other.revoked_at = utcnow()
-            found = s.scalars(select(ApiKey).where(ApiKey.key_hash == hash_key(key))).first()
-            if found is not None:
-                found.revoked_at = None
-                found.role = role
-                return
+            live_admin = s.scalar(select(ApiKey.id).where(ApiKey.role == "admin",
+                                                          ApiKey.revoked_at.is_(None)).limit(1))
+            known = s.scalar(select(ApiKey.id).where(ApiKey.key_hash == hash_key(key)))
+        if live_admin is not None or known is not None:
+            return False
         try:
-            self.create_key(name, role, key)
+            self.create_key(name, "admin", key)
         except IntegrityError:
-            pass  # another process created it at the same moment
+            return False  # another process created it at the same moment
+        return True
 
     def list_keys(self) -> list[ApiKey]:
         with self.db.session() as s:

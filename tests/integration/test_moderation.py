@@ -481,3 +481,32 @@ def test_no_read_of_comments_scans_the_table(client, service, mod, keys):
                         wrong.append((statement, plan))
     assert all(found.values()), found
     assert wrong == []
+
+
+def test_the_bootstrap_admin_key_is_made_once_never_restored_and_must_be_strong(settings, service):
+    import secrets
+    from dataclasses import replace
+
+    from services.api import create_app
+    from services.comments.errors import Invalid
+    from services.comments.models import ApiKey
+
+    for weak in ("changeme", "x" * 64, "dev-" + secrets.token_urlsafe(18), "abcdef0123" * 3):
+        with pytest.raises(Invalid):
+            create_app(replace(settings, bootstrap_token=weak), service=service)
+    token = secrets.token_urlsafe(32)
+    app = create_app(replace(settings, bootstrap_token=token), service=service)
+    mod = app.extensions["triage.moderation"]
+    (row,) = [k for k in mod.list_keys() if k.role == "admin"]
+    assert row.prefix == "" and token[:4] not in row.prefix
+    assert mod.authenticate(token) is not None
+    mod.revoke_key(row.id)
+    create_app(replace(settings, bootstrap_token=token), service=service)  # a restart
+    assert mod.authenticate(token) is None, "a revoked bootstrap key stays revoked"
+    # A new token while an admin key lives is ignored.
+    _, admin = mod.create_key("Root", "admin")
+    other = secrets.token_hex(32)
+    create_app(replace(settings, bootstrap_token=other), service=service)
+    assert mod.authenticate(other) is None
+    with service.db.session() as s:
+        assert s.query(ApiKey).count() == 2
