@@ -15,7 +15,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 # Settings whose variable is not simply the field name upper-cased.
-ENV_NAMES = {"bootstrap_token": "TRIAGE_BOOTSTRAP_TOKEN"}
+ENV_NAMES = {"bootstrap_token": "TRIAGE_BOOTSTRAP_TOKEN", "environment": "TRIAGE_ENV"}
+DEFAULT_AUTHOR_SALT = "change-me-in-production"
+
+
+class UnsafeSettings(ValueError):
+    """A setting that must not be used as it is outside development."""
 
 
 def _bool(value: str) -> bool:
@@ -80,9 +85,15 @@ class Settings:
         ),
         metadata={"doc": "Crisis resources, `label|url` pairs separated by `;`."},
     )
+    environment: str = field(
+        default="production",
+        metadata={"doc": "`development` (what `make run` sets) allows the default `AUTHOR_SALT`; "
+                         "anything else refuses to start with it."},
+    )
     author_salt: str = field(
-        default="change-me-in-production",
-        metadata={"doc": "Secret salt for author and IP hashes (set it in production)."},
+        default=DEFAULT_AUTHOR_SALT,
+        metadata={"doc": "Secret key of the HMACs that stand for authors, IPs and reporters; "
+                         "required outside development (e.g. `openssl rand -hex 32`)."},
     )
     bootstrap_token: str = field(
         default="",
@@ -160,6 +171,13 @@ class Settings:
                 values[f.name] = raw
         values.update(overrides)
         return cls(**values)
+
+    def check(self) -> None:
+        """Refuse settings unsafe outside development (called by the API and workers at start)."""
+        if self.environment != "development" and self.author_salt == DEFAULT_AUTHOR_SALT:
+            raise UnsafeSettings(
+                "AUTHOR_SALT is the published default: anyone could recover IPv4 addresses from "
+                "author refs. Set a secret AUTHOR_SALT (or TRIAGE_ENV=development on a laptop).")
 
     def support_links(self) -> list[dict[str, str]]:
         """Crisis resources as a list of {label, url}."""

@@ -108,6 +108,7 @@ def main(settings: Settings) -> int:
     (ROOT / "var").mkdir(exist_ok=True)
     settings = ensure_redis(settings, procs)
     env = dict(os.environ, REDIS_URL=settings.redis_url, DATABASE_URL=settings.database_url)
+    env.setdefault("TRIAGE_ENV", "development")  # a laptop: the default AUTHOR_SALT is allowed
     # Development only: an admin key so the moderator screen can be tried at once.
     token = settings.bootstrap_token or dev_admin_token(ROOT / "var" / "dev-admin-key")
     env["TRIAGE_BOOTSTRAP_TOKEN"] = token

@@ -174,7 +174,7 @@ class CommentService:
             "status": Status.PENDING, "priority": "normal", "rank": 1, "categories": [],
             "findings": [], "scores": {}, "policy_version": None, "masked_body": None,
             # Without an email the author is known by the IP's hash: computed once for both.
-            "author_ref": author_ref(self.salt, new.email, None) or ip_hash,
+            "author_ref": author_ref(self.salt, new.email, ip) if new.email else ip_hash,
             "ip_hash": ip_hash, "report_count": 0, "raised_by": None, "version": 1,
             "request_id": request_id, "created_at": now, "decided_at": None,
         }

@@ -272,7 +272,7 @@ def test_standing_of_many_authors_is_read_at_once(client, service, mod):
             cid = post(client, f"{name} {i}", email=email)
             action = "publish" if i < approved else ("block" if i < approved + rejected else "hold")
             engine(service, cid, action, categories=() if action == "publish" else ("spam",), masked="x")
-        return author_ref(service.salt, email, None)
+        return author_ref(service.salt, email, "127.0.0.1")  # the test client's address
 
     steady = author("steady", approved=3)
     prolific = author("prolific", approved=7, held=2)
@@ -282,7 +282,7 @@ def test_standing_of_many_authors_is_read_at_once(client, service, mod):
     assert mod.trusted_among({steady, prolific, once_rejected, newcomer, unknown}) == {steady, prolific}
     # More authors than one statement reads: the rest are read by the next.
     many = {author(f"once{i}", approved=1) for i in range(20)} | {author("late", approved=3)}
-    assert mod.trusted_among(many | {once_rejected}) == {author_ref(service.salt, "late@example.org", None)}
+    assert mod.trusted_among(many | {once_rejected}) == {author_ref(service.salt, "late@example.org", "127.0.0.1")}
     assert mod.trusted_among(set()) == set()
     assert mod.is_trusted(prolific) and not mod.is_trusted(once_rejected) and not mod.is_trusted(None)
 
@@ -510,3 +510,22 @@ def test_the_bootstrap_admin_key_is_made_once_never_restored_and_must_be_strong(
     assert mod.authenticate(other) is None
     with service.db.session() as s:
         assert s.query(ApiKey).count() == 2
+
+
+def test_an_unverified_email_neither_lends_trust_nor_gets_its_owner_banned(client, service, mod, keys):
+    def post_from(ip, body):  # type: ignore[no-untyped-def]
+        r = client.post(URL, json={"author": "Vic", "body": body, "email": "vic@example.org"},
+                        environ_overrides={"REMOTE_ADDR": ip})
+        assert r.status_code == 202
+        return r.get_json()["id"]
+
+    h = auth(keys["moderator"])
+    own = [post_from("10.1.1.1", f"good {i}") for i in range(3)]
+    for cid in own:
+        engine(service, cid, "publish", masked="x")
+    victim = service.get(own[0])[0].author_ref
+    assert mod.is_trusted(victim)
+    borrowed = service.get(post_from("10.6.6.6", "I am Vic, trust me"))[0].author_ref
+    assert borrowed != victim and not mod.is_trusted(borrowed)
+    assert client.post(f"/v1/moderation/authors/{borrowed}/ban", json={}, headers=h).status_code == 200
+    assert not mod.is_banned(victim) and mod.is_banned(borrowed)
