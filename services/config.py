@@ -64,6 +64,22 @@ class Settings:
         default=400, metadata={"doc": "Comments a second above which an API process is busy and "
                                       "batches them; below it, each is sent at once."}
     )
+    task_soft_time_limit: int = field(
+        default=30, metadata={"doc": "Seconds a moderation batch may run before it is stopped and "
+                                     "its comments retried one by one."}
+    )
+    task_time_limit: int = field(
+        default=60, metadata={"doc": "Seconds after which the worker process running a batch is "
+                                     "killed (a comment that hangs the engine)."}
+    )
+    max_attempts: int = field(
+        default=3, metadata={"doc": "Times a comment may stop a worker (crash, time limit) before it "
+                                    "is held as `error` for a person."}
+    )
+    sweep_page: int = field(
+        default=1000, metadata={"doc": "Pending comments one sweep re-sends at most; the next sweep "
+                                       "takes the next page, oldest first."}
+    )
     sweep_grace: int = field(
         default=60, metadata={"doc": "A comment pending this long is sent to the queue again."}
     )
