@@ -8,8 +8,18 @@ is loaded on first use.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from functools import cache
+
+# Characters that show nothing, for a regex class: C0/C1 controls, format characters (Cf, as
+# Unicode 14 lists them: soft hyphen, zero-width, bidi, tags…) and blank letters. With \s, what
+# a name made only of them is made of; the API's published schema uses the same class.
+INVISIBLE = ("\x00-\x1f\x7f-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2"
+             "\u115f\u1160\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\u2800"
+             "\u3164\ufeff\ufff9-\ufffb\uffa0\U000110bd\U000110cd\U00013430-\U00013438"
+             "\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001\U000e0020-\U000e007f")
+_SHOWS_SOMETHING = re.compile(f"[^\\s{INVISIBLE}]")
 
 # Blank-looking letters that are not format characters: Hangul fillers, the Braille blank.
 _BLANKS = {"\u115f", "\u1160", "\u3164", "\uffa0", "\u2800"}
@@ -49,5 +59,6 @@ def display_key(name: str) -> str:
 
 
 def shows_nothing(text: str) -> bool:
-    """True when the text has no character a reader could see."""
-    return not display_key(text)
+    """True when the text has no character a reader could see (only spaces, controls, format
+    characters and blanks)."""
+    return _SHOWS_SOMETHING.search(text) is None

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from ..identity import shows_nothing
+from ..identity import INVISIBLE, shows_nothing
 
 Trimmed = StringConstraints(strip_whitespace=True)
 
@@ -47,22 +47,27 @@ def has_controls(value: str) -> bool:
 
 # The published schema states what the validators below enforce, so clients (and schema-based
 # fuzzers) know what is accepted; the validators themselves give the clearer error messages.
-_NO_BIDI = "[^\u202a-\u202e\u2066-\u2069]"
+_NO_BIDI = "[^\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]"
 _VISIBLE = "[^\\s\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]"
 TEXT_PATTERN = f"^{_NO_BIDI}*{_VISIBLE}{_NO_BIDI}*$"
-EMAIL_PATTERN = "^[^@\\s]+@[^\\s]*\\.[^\\s]*$"
+NAME_PATTERN = f"^{_NO_BIDI}*[^\\s{INVISIBLE}]{_NO_BIDI}*$"
+_EMAIL_CHAR = "[^\\s\u0000-\u001f\u007f-\u009f]"
+EMAIL_PATTERN = f"^[^@\\s\u0000-\u001f\u007f-\u009f]+@{_EMAIL_CHAR}*\\.{_EMAIL_CHAR}*$"
+ONE_LINE_PATTERN = "^[^\u0000-\u001f\u007f-\u009f]*$"
+FREE_TEXT_PATTERN = f"^{_NO_BIDI}*$"
 
 
 class CommentIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     author: Annotated[str, Trimmed, Field(min_length=1, max_length=80,
-                                          json_schema_extra={"pattern": TEXT_PATTERN})]
+                                          json_schema_extra={"pattern": NAME_PATTERN})]
     body: Annotated[str, Trimmed, Field(min_length=1, max_length=5000,
                                         json_schema_extra={"pattern": TEXT_PATTERN})]
     email: Annotated[str, Trimmed, Field(max_length=320,
                                          json_schema_extra={"pattern": EMAIL_PATTERN})] | None = None
-    parent_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    parent_id: Annotated[str, Field(min_length=1, max_length=64,
+                                    json_schema_extra={"pattern": ONE_LINE_PATTERN})] | None = None
 
     @field_validator("author", "body", mode="before")
     @classmethod
@@ -180,8 +185,10 @@ class DecisionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     action: Literal["approve", "reject", "hold"]
-    reason: Annotated[str, Trimmed, Field(max_length=200)] | None = None
-    note: Annotated[str, Trimmed, Field(max_length=2000)] | None = None
+    reason: Annotated[str, Trimmed, Field(max_length=200,
+                                          json_schema_extra={"pattern": FREE_TEXT_PATTERN})] | None = None
+    note: Annotated[str, Trimmed, Field(max_length=2000,
+                                        json_schema_extra={"pattern": FREE_TEXT_PATTERN})] | None = None
 
     @field_validator("reason", "note", mode="before")
     @classmethod
@@ -190,7 +197,7 @@ class DecisionIn(BaseModel):
 
 
 class BulkItem(DecisionIn):
-    id: Annotated[str, Field(min_length=1, max_length=64)]
+    id: Annotated[str, Field(min_length=1, max_length=64, json_schema_extra={"pattern": ONE_LINE_PATTERN})]
 
     @field_validator("id", mode="before")
     @classmethod
@@ -227,7 +234,8 @@ class BanIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     until: datetime | None = None
-    reason: Annotated[str, Trimmed, Field(max_length=500)] | None = None
+    reason: Annotated[str, Trimmed, Field(max_length=500,
+                                          json_schema_extra={"pattern": FREE_TEXT_PATTERN})] | None = None
 
     @field_validator("reason", mode="before")
     @classmethod
@@ -249,7 +257,9 @@ class ReportOut(BaseModel):
 class ListIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    items: list[Annotated[str, Trimmed, Field(min_length=1, max_length=200)]] = Field(max_length=5000)
+    items: list[Annotated[str, Trimmed, Field(min_length=1, max_length=200,
+                                              json_schema_extra={"pattern": ONE_LINE_PATTERN})]] = Field(
+        max_length=5000)
 
     @field_validator("items", mode="before")
     @classmethod
