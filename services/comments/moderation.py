@@ -442,7 +442,10 @@ class ModerationService:
                 cats = sorted({REPORT_LABEL.get(r, "reported") for r in counts})
                 summary = f"{total} reports: " + ", ".join(sorted(counts))
                 urgent = "urgent" if self_harm else None
-                if c.status == Status.APPROVED and (over or (self_harm and c.priority != "urgent")):
+                # A self-harm report alerts unless readers' reports already did (and no
+                # moderator has answered them since).
+                alert = reason == "self_harm" and c.raised_by != "reports"
+                if c.status == Status.APPROVED and (over or alert):
                     events = transition(
                         s, c, actor="community", action="report",
                         to_status=Status.REPORTED if over else Status.APPROVED,

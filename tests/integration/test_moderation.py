@@ -529,3 +529,15 @@ def test_an_unverified_email_neither_lends_trust_nor_gets_its_owner_banned(clien
     assert borrowed != victim and not mod.is_trusted(borrowed)
     assert client.post(f"/v1/moderation/authors/{borrowed}/ban", json={}, headers=h).status_code == 200
     assert not mod.is_banned(victim) and mod.is_banned(borrowed)
+
+
+def test_a_self_harm_report_alerts_even_on_a_comment_a_moderator_approved_after_an_urgent_hold(
+        client, service, keys, events):
+    cid = post(client, "An engine crisis a moderator then approved")
+    engine(service, cid, "hold", priority="urgent", categories=["self_harm"])
+    h = auth(keys["moderator"])
+    assert client.post(f"/v1/moderation/comments/{cid}/decision", json={"action": "approve"},
+                       headers={**h, "If-Match": '"2"'}).status_code == 200
+    client.post(f"/v1/comments/{cid}/reports", json={"reason": "self_harm"})
+    held = client.get("/v1/moderation/queue", headers=h).get_json()["items"]
+    assert [(i["id"], i["raised_by"]) for i in held] == [(cid, "reports")]

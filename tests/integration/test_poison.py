@@ -18,7 +18,10 @@ from services.comments.shapes import NewComment
 from services.queue import protocol
 from tests.conftest import DEMO
 
-pytestmark = pytest.mark.integration
+# Each test builds its own Celery app from its own settings; Celery warns that the task names
+# repeat across apps, which is expected here.
+pytestmark = [pytest.mark.integration,
+              pytest.mark.filterwarnings("ignore::celery.exceptions.DuplicateTaskNameWarning")]
 
 
 class WorkerStopped(BaseException):
