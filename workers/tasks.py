@@ -69,36 +69,7 @@ def register(app: Celery, settings: Settings) -> None:
     @app.task(name=MODERATE_TASK, acks_late=True, ignore_result=True, acks_on_failure_or_timeout=False)
     def moderate_comments(batch: str) -> int:
         """Moderate the comments of one batch (see services.queue.protocol) still pending."""
-        rt = runtime()
-        claims = 0
-        try:
-            ids, claims = claim_counted(rt.queue_scripts, settings.queue_name, batch,
-                                        settings.visibility_timeout)
-            if claims > 1:
-                decided = moderate_carefully(rt, ids, settings.max_attempts)
-            else:
-                decided = moderate_batch(rt, ids)
-        except OutOfMemoryError:
-            # A full Redis will not empty itself in two seconds: the comments stay pending
-            # for the sweeper, rather than a retry every 2 s that cannot succeed.
-            log.error("Redis is out of memory; the batch is left to the sweeper", extra={"batch": batch})
-            return 0
-        except (*TRANSIENT, SoftTimeLimitExceeded) as exc:
-            # Nothing was recorded (one transaction) and the batch is kept: run it again
-            # shortly, a few times. If even that send fails, the sweeper finds the comments
-            # still pending.
-            if claims > MAX_RESENDS:
-                log.error("batch failed again; left to the sweeper", extra={"batch": batch})
-                return 0
-            log.warning("batch failed, retrying", extra={"batch": batch, "error": type(exc).__name__})
-            try:
-                app.send_task(MODERATE_TASK, kwargs={"batch": batch}, queue=settings.queue_name,
-                              countdown=RETRY_DELAY)
-            except Exception:  # noqa: BLE001 - the comments stay pending; the sweeper re-sends
-                pass
-            return 0
-        # Decisions are committed; the batch expires by itself (see services.queue.protocol).
-        return decided
+        return run_batch(app, runtime(), settings, batch)
 
     @app.task(name="moderation.moderate_comment", acks_late=True, ignore_result=True,
               autoretry_for=TRANSIENT, retry_backoff=True, max_retries=5)
@@ -126,23 +97,57 @@ def register(app: Celery, settings: Settings) -> None:
 
     @app.task(name="moderation.sweep_pending", ignore_result=True, acks_late=True)
     def sweep_pending() -> int:
-        """Re-send comments still pending after the grace period (lost messages): one page,
-        oldest first, then the next page at the next sweep, so a large backlog is walked
-        through and newer comments are reached too."""
-        rt = runtime()
-        key = SWEEP_CURSOR.format(queue=settings.queue_name)
-        after = rt.redis.get(key)
-        ids, following = rt.service.stale_pending_page(
-            settings.sweep_grace, settings.sweep_page,
-            after.decode() if isinstance(after, bytes) else None)
-        if following is None:
-            rt.redis.delete(key)
-        else:
-            rt.redis.set(key, following, ex=max(settings.sweep_grace, settings.sweep_interval) * 10)
-        n = rt.service.redispatch(ids)
-        if n:
-            log.info("re-sent pending comments", extra={"count": n})
-        return n
+        """Re-send comments still pending after the grace period (see `sweep`)."""
+        return sweep(runtime(), settings)
+
+
+def run_batch(app: Celery, rt: Runtime, settings: Settings, batch: str) -> int:
+    """The body of `moderation.moderate_comments`: claim the batch and moderate it, all at once
+    the first time, comment by comment when it comes back."""
+    claims = 0
+    try:
+        ids, claims = claim_counted(rt.queue_scripts, settings.queue_name, batch,
+                                    settings.visibility_timeout)
+        if claims > 1:
+            return moderate_carefully(rt, ids, settings.max_attempts)
+        return moderate_batch(rt, ids)
+    except OutOfMemoryError:
+        # A full Redis will not empty itself in two seconds: the comments stay pending for
+        # the sweeper, rather than a retry every 2 s that cannot succeed.
+        log.error("Redis is out of memory; the batch is left to the sweeper", extra={"batch": batch})
+        return 0
+    except (*TRANSIENT, SoftTimeLimitExceeded) as exc:
+        # Nothing was recorded (one transaction) and the batch is kept: run it again shortly,
+        # a few times. If even that send fails, the sweeper finds the comments still pending.
+        if claims > MAX_RESENDS:
+            log.error("batch failed again; left to the sweeper", extra={"batch": batch})
+            return 0
+        log.warning("batch failed, retrying", extra={"batch": batch, "error": type(exc).__name__})
+        try:
+            app.send_task(MODERATE_TASK, kwargs={"batch": batch}, queue=settings.queue_name,
+                          countdown=RETRY_DELAY)
+        except Exception:  # noqa: BLE001 - the comments stay pending; the sweeper re-sends
+            pass
+        return 0
+
+
+def sweep(rt: Runtime, settings: Settings) -> int:
+    """Re-send comments still pending after the grace period (lost messages): one page, oldest
+    first, then the next page at the next sweep, so a large backlog is walked through and
+    newer comments are reached too."""
+    key = SWEEP_CURSOR.format(queue=settings.queue_name)
+    after = rt.redis.get(key)
+    ids, following = rt.service.stale_pending_page(
+        settings.sweep_grace, settings.sweep_page,
+        after.decode() if isinstance(after, bytes) else None)
+    if following is None:
+        rt.redis.delete(key)
+    else:
+        rt.redis.set(key, following, ex=max(settings.sweep_grace, settings.sweep_interval) * 10)
+    n = rt.service.redispatch(ids)
+    if n:
+        log.info("re-sent pending comments", extra={"count": n})
+    return n
 
 
 def moderate_batch(rt: Runtime, ids: list[str]) -> int:
@@ -190,6 +195,8 @@ def moderate_carefully(rt: Runtime, ids: list[str], max_attempts: int) -> int:
         refs = {c.author_ref for c, _ in pending if c.author_ref}
         banned = rt.moderation.banned_among(refs, s)
         trusted = rt.moderation.trusted_among(refs - banned, s)
+    order = {cid: i for i, cid in enumerate(ids)}
+    pending.sort(key=lambda row: order.get(row[0].id, len(order)))  # in the batch's order
     decided = 0
     for c, slug in pending:
         key = f"triage:attempts:{c.id}"

@@ -79,12 +79,17 @@ def test_a_comment_that_keeps_stopping_its_worker_is_held_as_error_and_spares_th
     assert rt.service.get(after)[0].status == "approved"
 
 
-def test_a_full_redis_is_left_to_the_sweeper_and_a_failing_batch_is_resent_a_few_times(
-        queue_settings, monkeypatch):  # type: ignore[no-untyped-def]
-    from redis.exceptions import ConnectionError as RedisConnectionError
-    from redis.exceptions import OutOfMemoryError
+class Broker:
+    """Records what a batch would send back to the queue (the one boundary stood in for)."""
 
-    from workers import tasks
+    def __init__(self) -> None:
+        self.sent: list[Any] = []
+
+    def send_task(self, *args: Any, **kwargs: Any) -> None:
+        self.sent.append(kwargs)
+
+
+def test_the_moderation_task_has_time_limits_and_comes_back_after_a_failure(queue_settings):  # type: ignore[no-untyped-def]
     from workers.celery_app import make_celery
 
     app = make_celery(queue_settings)
@@ -92,41 +97,46 @@ def test_a_full_redis_is_left_to_the_sweeper_and_a_failing_batch_is_resent_a_few
     assert app.conf.task_time_limit == queue_settings.task_time_limit
     task = app.tasks[protocol.MODERATE_TASK]
     assert task.acks_late and not task.acks_on_failure_or_timeout
-    sent: list[Any] = []
-    monkeypatch.setattr(app, "send_task", lambda *a, **kw: sent.append(kw))
+
+
+def test_a_full_redis_is_left_to_the_sweeper_and_a_failing_batch_is_resent_a_few_times(
+        rt, queue_settings, monkeypatch):  # type: ignore[no-untyped-def]
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import OutOfMemoryError
+
+    from workers import tasks
+
+    broker = Broker()
 
     def full(*_: Any) -> Any:
         raise OutOfMemoryError("OOM command not allowed when used memory > 'maxmemory'.")
 
     monkeypatch.setattr(tasks, "claim_counted", full)
-    assert task.run(batch="b") == 0 and sent == []
+    assert tasks.run_batch(broker, rt, queue_settings, "b") == 0 and broker.sent == []  # type: ignore[arg-type]
+
+    def broken(*_: Any) -> Any:
+        raise RedisConnectionError("gone")
+
+    monkeypatch.setattr(tasks, "moderate_batch", broken)
+    monkeypatch.setattr(tasks, "moderate_carefully", broken)
     for claims, resent in ((1, True), (tasks.MAX_RESENDS, True), (tasks.MAX_RESENDS + 1, False)):
-        sent.clear()
-
-        def claimed(*_: Any, n: int = claims) -> Any:
-            return ["x"], n
-
-        def broken(*_: Any) -> Any:
-            raise RedisConnectionError("gone")
-
-        monkeypatch.setattr(tasks, "claim_counted", claimed)
-        monkeypatch.setattr(tasks, "moderate_batch", broken)
-        monkeypatch.setattr(tasks, "moderate_carefully", lambda *a: broken())
-        assert task.run(batch="b") == 0
-        assert bool(sent) is resent, claims
+        broker.sent.clear()
+        monkeypatch.setattr(tasks, "claim_counted", lambda *_, n=claims: (["x"], n))
+        assert tasks.run_batch(broker, rt, queue_settings, "b") == 0  # type: ignore[arg-type]
+        assert bool(broker.sent) is resent, claims
     # A soft time limit is a retry too (then comment by comment, the batch being claimed again).
-    sent.clear()
+    broker.sent.clear()
     monkeypatch.setattr(tasks, "claim_counted", lambda *_: (["x"], 1))
 
     def slow(*_: Any) -> Any:
         raise SoftTimeLimitExceeded()
 
     monkeypatch.setattr(tasks, "moderate_batch", slow)
-    assert task.run(batch="b") == 0 and len(sent) == 1
+    assert tasks.run_batch(broker, rt, queue_settings, "b") == 0 and len(broker.sent) == 1  # type: ignore[arg-type]
 
 
 def test_the_sweeper_pages_through_a_backlog_oldest_first(rt, queue_settings, monkeypatch):  # type: ignore[no-untyped-def]
-    from workers.celery_app import make_celery
+    from workers import tasks
 
     ids = [submit(rt, f"waiting {i}") for i in range(5)]
     old = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
@@ -134,14 +144,10 @@ def test_the_sweeper_pages_through_a_backlog_oldest_first(rt, queue_settings, mo
         for i, cid in enumerate(ids):
             s.execute(update(Comment).where(Comment.id == cid).values(
                 created_at=old + dt.timedelta(seconds=i)))
-    app = make_celery(replace(queue_settings, sweep_page=2, sweep_grace=60))
-    sweep = app.tasks["moderation.sweep_pending"]
-    from workers import tasks
-
+    settings = replace(queue_settings, sweep_page=2, sweep_grace=60)
     resent: list[list[str]] = []
-    rt.redis.delete(tasks.SWEEP_CURSOR.format(queue=queue_settings.queue_name))
-    monkeypatch.setattr(tasks, "_runtime", rt)
+    rt.redis.delete(tasks.SWEEP_CURSOR.format(queue=settings.queue_name))
     monkeypatch.setattr(rt.service, "redispatch", lambda page: resent.append(list(page)) or len(page))
     for _ in range(4):
-        sweep.run()
+        tasks.sweep(rt, settings)
     assert resent == [ids[0:2], ids[2:4], ids[4:5], ids[0:2]]
