@@ -111,7 +111,6 @@ def hash_key(key: str) -> str:
 
 
 _HEX = set("0123456789abcdefABCDEF")
-_URLSAFE = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
 def strong_token(key: str) -> bool:
