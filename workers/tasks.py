@@ -214,7 +214,7 @@ def moderate_carefully(rt: Runtime, ids: list[str], max_attempts: int) -> int:
             verdict = error_verdict(PoisonComment(f"gave up after {attempts - 1} attempts"))
         else:
             try:
-                dups = rt.recent_duplicates_many([(c.id, c.body)])
+                dups = rt.recent_duplicates_many([(c.id, c.body, c.author_ref, slug)])
                 verdict = classify(rt, c.body, c.author, slug, dups.get(c.id, 0),
                                    c.author_ref in trusted, c.author_ref in banned)
             except SoftTimeLimitExceeded:
