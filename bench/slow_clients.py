@@ -30,7 +30,7 @@ def run(worker_class: str) -> str:
     db.unlink(missing_ok=True)
     upgrade(f"sqlite:///{db}")
     env = dict(os.environ, DATABASE_URL=f"sqlite:///{db}", METRICS_DIR="", LOG_LEVEL="WARNING",
-               RATELIMIT_ENABLED="false", PORT=str(port))
+               RATELIMIT_ENABLED="false", PORT=str(port), TRIAGE_ENV="development")
     code = ("from services.config import Settings; from services.server import _Gunicorn, "
             "gunicorn_options; s = Settings.from_env(); o = gunicorn_options(s); "
             f"o['worker_class'] = {worker_class!r}; _Gunicorn(s, o).run()")

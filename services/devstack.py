@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import redis
 
@@ -82,6 +83,18 @@ def die_with_parent() -> None:
     os.setsid()
 
 
+def dev_admin_token(path: Path) -> str:
+    """The development admin key, made once and kept in var/ (readable by its owner only): the
+    bootstrap key is created only while no admin key exists, so each run must offer the same."""
+    if path.exists():
+        return path.read_text().strip()
+    token = "trg_" + secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(token + "\n")
+    return token
+
+
 def main(settings: Settings) -> int:
     procs: list[subprocess.Popen[bytes]] = []
     stopping = False
@@ -95,13 +108,19 @@ def main(settings: Settings) -> int:
     (ROOT / "var").mkdir(exist_ok=True)
     settings = ensure_redis(settings, procs)
     env = dict(os.environ, REDIS_URL=settings.redis_url, DATABASE_URL=settings.database_url)
+    env.setdefault("TRIAGE_ENV", "development")  # a laptop: the default AUTHOR_SALT is allowed
     # Development only: an admin key so the moderator screen can be tried at once.
-    token = settings.bootstrap_token or "dev-" + secrets.token_urlsafe(18)
+    token = settings.bootstrap_token or dev_admin_token(ROOT / "var" / "dev-admin-key")
     env["TRIAGE_BOOTSTRAP_TOKEN"] = token
     triage = [sys.executable, "-m", "services"]
     subprocess.run([*triage, "migrate"], env=env, check=True)
     subprocess.run([*triage, "seed"], env=env, check=True)
-    for role in ("api", "worker", "beat"):
+    # The demo page is served by the API; its widget reads live updates from `triage streams`.
+    streams_url = f"http://{settings.host}:{settings.stream_port}"
+    env.setdefault("EVENTS_URL", streams_url)
+    demo = {f"http://{settings.host}:{settings.port}", f"http://localhost:{settings.port}"}
+    env.setdefault("ALLOWED_ORIGINS", ",".join(sorted(demo)))
+    for role in ("api", "worker", "beat", "streams"):
         # Own process groups: Ctrl-C reaches us, and we stop each child group in order.
         procs.append(subprocess.Popen([*triage, role], env=env, cwd=ROOT, preexec_fn=die_with_parent))
     base = f"http://{settings.host}:{settings.port}"
@@ -121,7 +140,9 @@ def main(settings: Settings) -> int:
     if not stopping and all(p.poll() is None for p in procs):
         print(
             "\nTriage is running (Ctrl-C stops everything):\n"
+            f"  demo article   {base}/   (open it: the widget, live comments)\n"
             f"  API            {base}\n"
+            f"  live updates   {streams_url}/v1/articles/{slug}/events\n"
             f"  OpenAPI        {base}/openapi.json\n"
             f"  health         {base}/healthz   {base}/readyz   {base}/metrics\n"
             f"  moderators     {base}/moderate   (development admin key: {token})\n"

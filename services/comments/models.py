@@ -68,6 +68,9 @@ class Article(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     slug: Mapped[str] = mapped_column(String(200), unique=True, nullable=False)
     title: Mapped[str] = mapped_column(String(500), nullable=False)
+    # Where the article is published (its feed links there), and when it stopped taking comments.
+    url: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -111,6 +114,9 @@ class Comment(Base):
     author_ref: Mapped[str | None] = mapped_column(String(64), nullable=True)
     ip_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     report_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    # Who put the comment before a moderator when no engine did: "reports" (readers' reports)
+    # or "moderator"; NULL for the engine's own decisions (the hot path never writes it).
+    raised_by: Mapped[str | None] = mapped_column(String(16), nullable=True)
     # Bumped by every decision; decisions are unique per (comment, version).
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
     request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
