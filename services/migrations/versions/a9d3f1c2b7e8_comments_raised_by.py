@@ -1,14 +1,14 @@
 """comments.raised_by: report-raised alerts told apart from the engine's holds
 
 Revision ID: a9d3f1c2b7e8
-Revises: 7e4b9c2d1f05
+Revises: a8d3f1c6e2b7
 Create Date: 2026-12-06 04:20:00
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = 'a9d3f1c2b7e8'
-down_revision = '7e4b9c2d1f05'
+down_revision = 'a8d3f1c6e2b7'
 branch_labels = None
 depends_on = None
 
