@@ -104,7 +104,9 @@ def nginx_front(tmp_path):  # type: ignore[no-untyped-def]
         assert "server api:8000;" in conf and "listen 8080;" in conf
         temp = "".join(f"    {name}_temp_path {tmp_path / name};\n"
                        for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        # No streams process here: its upstream only has to resolve.
         conf = (conf.replace("server api:8000;", f"server 127.0.0.1:{api_port};")
+                .replace("server streams:8001;", f"server 127.0.0.1:{free_port()};")
                 .replace("listen 8080;", f"listen 127.0.0.1:{port};")
                 .replace("http {\n", "http {\n" + temp, 1))
         path = tmp_path / "nginx.conf"
