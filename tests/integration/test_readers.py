@@ -124,8 +124,7 @@ def test_counts_one_and_many(client, mod, service):
     assert client.get("/v1/articles/nope/comments/count").status_code == 404
     doc = client.get(f"/v1/counts?articles={DEMO},other-article,unknown").get_json()
     assert doc == {"counts": {DEMO: 2, "other-article": 0, "unknown": 0}}
-    # A control character in any query is refused before it can reach the database.
-    assert client.get("/v1/counts?articles=a%00b").status_code == 422
+    assert client.get("/v1/counts?articles=a%00b").status_code == 422  # no control characters
     many = ",".join(f"a{i}" for i in range(101))
     resp = client.get(f"/v1/counts?articles={many}")
     assert resp.status_code == 422 and resp.mimetype == "application/problem+json"
