@@ -84,3 +84,15 @@ def test_compose_pins_images_puts_nginx_in_front_and_takes_secrets_from_an_env_f
     for secret in ("POSTGRES_PASSWORD", "AUTHOR_SALT", "TRIAGE_BOOTSTRAP_TOKEN", "METRICS_KEY"):
         assert re.search(rf"^{secret}=$", example, re.M), secret
     assert ".env" in (ROOT / ".gitignore").read_text().split()
+
+
+def test_the_installed_package_carries_every_data_file_the_engine_reads() -> None:
+    # The image installs the project as a wheel, not in place: a file no pattern names is missing
+    # there (the shipped model and the spam patterns were).
+    import fnmatch
+
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["*"]
+    data = ROOT / "workers" / "engine" / "filters" / "data"
+    for path in data.rglob("*"):
+        if path.is_file() and "__pycache__" not in path.parts:
+            assert any(fnmatch.fnmatch(path.name, p) for p in patterns), path.relative_to(ROOT)
