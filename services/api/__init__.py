@@ -18,7 +18,7 @@ from ..metrics import HTTP_LATENCY, HTTP_REQUESTS
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ..comments.moderation import ModerationRules, ModerationService
-from . import moderation, ops, problems, public, ui
+from . import integrations, moderation, ops, problems, public, ui
 from .limits import init_limits
 from .queue import SendBuffer, TaskSender
 
@@ -87,6 +87,7 @@ def create_app(settings: Settings | None = None, *, service: CommentService | No
     app.register_blueprint(public.bp)
     app.register_blueprint(ops.bp)
     app.register_blueprint(moderation.bp)
+    integrations.install(app, settings, service, mod)
     if settings.bench_endpoints:
         app.register_blueprint(ops.bench_blueprint())
     app.register_blueprint(ui.bp)

@@ -9,7 +9,7 @@ from flask import Flask, Response, json, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from ..comments.errors import Conflict, DomainError, Invalid, NotFound, Unavailable
+from ..comments.errors import Conflict, DomainError, Invalid, NotFound, Unauthorized, Unavailable
 
 log = logging.getLogger("triage.api")
 
@@ -19,6 +19,7 @@ DOMAIN_STATUS: dict[type[DomainError], tuple[int, str]] = {
     Invalid: (422, "validation"),
     Conflict: (409, "conflict"),
     Unavailable: (503, "unavailable"),
+    Unauthorized: (401, "unauthorized"),
 }
 
 

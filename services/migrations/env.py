@@ -6,6 +6,7 @@ from alembic import context
 from sqlalchemy import pool
 
 from services.comments.models import Base
+from services.integrations import models as _integrations  # noqa: F401 - their tables too
 from services.db import make_engine
 
 config = context.config
