@@ -152,6 +152,20 @@ def worker(concurrency: int | None) -> None:
     ])
 
 
+@cli.command("webhooks-worker")
+@click.option("--concurrency", "-c", type=int, default=8, help="Deliveries at once (threads).")
+def webhooks_worker(concurrency: int) -> None:
+    """Run a Celery worker on the webhook queue (deliveries wait on receivers: threads)."""
+    settings = _settings()
+    from workers.celery_app import make_celery
+
+    make_celery(settings).worker_main([
+        "worker", "-Q", settings.webhook_queue, "--loglevel", settings.log_level,
+        "-P", "threads", "-c", str(concurrency), "--without-gossip", "--without-mingle",
+        "-n", "triage-webhooks@%h-%i",
+    ])
+
+
 @cli.command()
 def beat() -> None:
     """Run Celery beat (the sweeper that re-sends pending comments)."""

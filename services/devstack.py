@@ -101,7 +101,7 @@ def main(settings: Settings) -> int:
     triage = [sys.executable, "-m", "services"]
     subprocess.run([*triage, "migrate"], env=env, check=True)
     subprocess.run([*triage, "seed"], env=env, check=True)
-    for role in ("api", "worker", "beat"):
+    for role in ("api", "worker", "webhooks-worker", "beat"):
         # Own process groups: Ctrl-C reaches us, and we stop each child group in order.
         procs.append(subprocess.Popen([*triage, role], env=env, cwd=ROOT, preexec_fn=die_with_parent))
     base = f"http://{settings.host}:{settings.port}"

@@ -33,7 +33,8 @@ def make_celery(settings: Settings | None = None) -> Celery:
         # prefetch buffer, where nothing can join them.
         worker_prefetch_multiplier=1,
         task_default_queue=settings.queue_name,
-        task_routes={"moderation.*": {"queue": settings.queue_name}},
+        task_routes={"moderation.*": {"queue": settings.queue_name},
+                     "webhooks.*": {"queue": settings.webhook_queue}},
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
         beat_schedule={
@@ -46,6 +47,8 @@ def make_celery(settings: Settings | None = None) -> Celery:
                 "schedule": timedelta(seconds=settings.retrain_interval),
             },
             "purge": {"task": "moderation.purge", "schedule": timedelta(hours=1)},
+            "webhooks-pump": {"task": "webhooks.pump",
+                              "schedule": timedelta(seconds=settings.webhook_pump_interval)},
         },
     )
     app.conf.triage_settings = settings
@@ -59,7 +62,8 @@ def make_celery(settings: Settings | None = None) -> Celery:
         for name in ("celery.worker.strategy", "celery.app.trace"):
             logging.getLogger(name).setLevel(logging.WARNING)
 
-    from . import tasks
+    from . import tasks, webhooks
 
     tasks.register(app, settings)
+    webhooks.register(app, settings)
     return app
