@@ -277,6 +277,55 @@ def eval_(input_: str | None, youtube: str | None, write_readme: bool) -> None:
         click.echo("README quality table updated", err=True)
 
 
+@cli.command("import")
+@click.argument("kind", type=click.Choice(["disqus", "wordpress"]))
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--moderate", is_flag=True, help="Run the engine over what was imported.")
+def import_(kind: str, path: Path, moderate: bool) -> None:
+    """Import comments from a Disqus export or a WordPress WXR file (idempotent)."""
+    from .importers.common import ImportError_
+    from .importers.run import import_file, moderate as review
+    from .migrate import upgrade
+
+    settings = _settings()
+    upgrade(settings.database_url)
+    service = _service(settings)
+    size = path.stat().st_size
+    with click.progressbar(length=size, label=f"importing {path.name}", file=sys.stderr,
+                           show_pos=False, show_percent=True) as bar:
+        try:
+            summary = import_file(service, kind, path, progress=bar.update)
+        except ImportError_ as exc:
+            bar.render_finish()
+            lines = exc.summary.lines() if exc.summary else []
+            raise click.ClickException(
+                f"{path}: {exc}. Before it: {'; '.join(lines)}. Fix the file and run the "
+                "import again: what was imported is skipped.") from exc
+    for line in summary.lines():
+        click.echo(line)
+    if moderate and summary.imported:
+        click.echo("moderating what was imported…", err=True)
+        counts = review(settings, service, summary)
+        click.echo(f"engine: checked {counts['checked']}, held {counts['held']}, "
+                   f"rejected {counts['rejected']}")
+
+
+@cli.command("export")
+@click.option("--article", default=None, help="One article's comments (default: every article).")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl")
+@click.option("--output", type=click.File("w", encoding="utf-8", lazy=True), default="-")
+def export_(article: str | None, fmt: str, output: TextIO) -> None:
+    """Export comments with their decisions and history (UTC times)."""
+    from .comments.errors import NotFound
+    from .importers.export import export
+
+    try:
+        n = export(_service(_settings()), output, fmt, article)
+    except NotFound as exc:
+        raise click.ClickException(exc.detail) from exc
+    click.echo(f"exported {n} comments", err=True)
+
+
 @cli.command()
 def docs() -> None:
     """Regenerate the README's settings table from the settings definition."""
