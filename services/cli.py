@@ -33,10 +33,9 @@ def _settings() -> Settings:
 
 
 def _service(settings: Settings) -> Any:
-    from .comments.service import CommentService
-    from .db import Database
+    from .wiring import build
 
-    return CommentService(Database(settings.database_url), salt=settings.author_salt)
+    return build(settings, "cli").comments
 
 
 @click.group()
@@ -90,9 +89,9 @@ def articles_list() -> None:
 
 
 def _moderation(settings: Settings) -> Any:
-    from .comments.moderation import ModerationService
+    from .wiring import build
 
-    return ModerationService(_service(settings))
+    return build(settings, "cli").moderation
 
 
 @cli.group()
@@ -204,7 +203,7 @@ def _read_jsonl(stream: TextIO) -> list[dict[str, Any]]:
 @click.option("--output", type=click.File("w", encoding="utf-8"), default="-")
 def classify(input_: TextIO, output: TextIO) -> None:
     """Classify JSONL comments with the same engine the workers use."""
-    from workers.evaluation import classify_stream
+    from workers.engine.evaluation import classify_stream
     from workers.runtime import build_engine
 
     settings = _settings()
@@ -257,7 +256,7 @@ def train(input_: TextIO) -> None:
 @click.option("--write-readme", is_flag=True, help="Write the quality table into README.md.")
 def eval_(input_: str | None, youtube: str | None, write_readme: bool) -> None:
     """Per-label outcomes, the policy's metrics and speed; YouTube MCC per video."""
-    from workers import evaluation
+    from workers.engine import evaluation
 
     if not input_ and not youtube:
         raise click.UsageError("give --input FILE, --youtube DIR or both")

@@ -248,7 +248,7 @@ def wait_port(port: int, timeout: float = 30.0) -> None:
 @pytest.fixture
 def live_service(queue_settings: Settings, events: InMemoryPublisher) -> Iterator[CommentService]:
     """The domain service sending real tasks to Redis, as the API process does."""
-    from services.api.queue import TaskSender
+    from services.queue.sender import TaskSender
 
     db = Database(queue_settings.database_url)
     sender = TaskSender(queue_settings)

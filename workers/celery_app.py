@@ -8,7 +8,7 @@ from datetime import timedelta
 from celery import Celery
 from celery.signals import setup_logging as celery_setup_logging
 
-from services.api.queue import broker_options
+from services.queue.protocol import broker_options
 from services.config import Settings
 from services.logs import setup_logging
 
@@ -29,7 +29,7 @@ def make_celery(settings: Settings | None = None) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         # A worker process holds one message at a time: what waits stays in Redis, where new
-        # comments join the waiting batches (services.api.queue), rather than in a worker's
+        # comments join the waiting batches (services.queue.protocol), rather than in a worker's
         # prefetch buffer, where nothing can join them.
         worker_prefetch_multiplier=1,
         task_default_queue=settings.queue_name,

@@ -13,7 +13,7 @@ from typing import Any
 
 from services.comments.service import CommentService
 
-from . import model as model_mod
+from .engine import model as model_mod
 
 log = logging.getLogger("triage.learning")
 MODEL_NAME = "spam"

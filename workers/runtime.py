@@ -11,14 +11,14 @@ from typing import Any
 
 import redis
 
-from services.comments.moderation import ModerationRules, ModerationService
+from services.comments.moderation import ModerationService
 from services.comments.service import CommentService
 from services.config import Settings
-from services.db import Database
-from services.api.queue import TaskSender
-from services.cache import InvalidatingPublisher, ReadCache
-from services.events import RedisPublisher
+from services.queue import protocol
 from services.scripts import LuaScripts
+from services.wiring import build
+
+from .engine.policy import PolicySettings
 
 log = logging.getLogger("triage.worker")
 
@@ -40,14 +40,10 @@ return out
 """
 
 
-def policy_settings(settings: Settings) -> Any:
+def policy_settings(settings: Settings) -> PolicySettings:
     """The engine's policy settings, from the process settings."""
-    from .policy import PolicySettings
-
-    try:
-        return PolicySettings(profanity_mode=settings.profanity_mode)
-    except TypeError:
-        return PolicySettings()
+    return PolicySettings(profanity_mode=settings.profanity_mode,
+                          banned_action=settings.banned_action)
 
 
 class EngineHolder:
@@ -84,8 +80,8 @@ def build_engine(
     settings: Settings, service: CommentService | None, lists: dict[str, list[str]] | None = None
 ) -> Any:
     """Engine with the newest stored model, else the model built from the shipped seed data."""
-    from . import model as model_mod
-    from .pipeline import Engine
+    from .engine import model as model_mod
+    from .engine.pipeline import Engine
 
     if service is not None:
         # A database that no `triage seed` prepared: learn from the seed data once and store
@@ -108,7 +104,7 @@ def store_seed_model(service: CommentService) -> int | None:
     returns the new model's id. `triage seed` runs this before any worker starts: each pool
     process then loads the model in milliseconds, where training it at start (seconds, in
     every process at once) outlasted the time Celery gives a pool process to come up."""
-    from . import model as model_mod
+    from .engine import model as model_mod
 
     if service.latest_model_id(MODEL_NAME) is not None:
         return None
@@ -117,8 +113,8 @@ def store_seed_model(service: CommentService) -> int | None:
 
 def with_lists(engine: Any, lists: dict[str, list[str]]) -> Any:
     """The same engine (model, policy) with the site's lists applied to its filters."""
-    from .filters.lists import AllowedDomains, ListsFilter
-    from .pipeline import Engine
+    from .engine.filters.lists import AllowedDomains, ListsFilter
+    from .engine.pipeline import Engine
 
     # Reuse the engine's compiled filters (building them costs seconds); only the list-driven
     # parts are replaced.
@@ -143,19 +139,22 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.pid = os.getpid()
-        self.db = Database(settings.database_url)
+        services = build(settings, "worker")
+        assert services.sender is not None  # a worker's services always have a queue
+        self.db = services.db
+        self.sender = services.sender
+        self.service = services.comments
+        self.moderation = services.moderation
         self.redis = redis.Redis.from_url(settings.redis_url)
-        # Re-sends (the sweeper's) go through the same coalescing queue as the API's sends.
-        self.sender = TaskSender(settings)
+        # The worker's own handle on the queue's scripts (the sender's connection and timeouts).
+        self.queue_scripts = protocol.Scripts(self.sender.client)
         self.scripts = LuaScripts(self.redis, {"duplicates": DUPLICATES})
-        self.service = CommentService(
-            self.db, dispatch=self.sender.moderate, redispatch_many=self.sender.moderate_many,
-            salt=settings.author_salt,
-            publisher=InvalidatingPublisher(RedisPublisher(settings.redis_url),
-                                            ReadCache(settings.redis_url)))
-        self.moderation = ModerationService(self.service, ModerationRules(
-            trust_min_approved=settings.trust_min_approved))
         self.engine = EngineHolder(settings, self.service, self.moderation)
+
+    def claim(self, batch: str) -> list[str]:
+        """Claim `batch` for this worker (see services.queue.protocol); returns its ids."""
+        return protocol.claim(self.queue_scripts, self.settings.queue_name, batch,
+                              self.settings.visibility_timeout)
 
     def recent_duplicates_many(self, items: list[tuple[str, str]]) -> dict[str, int]:
         """For each (comment id, body): other comments with the same text in the last hour,

@@ -1,7 +1,7 @@
 """Tasks take ids, reload state, and do nothing when the work is already done.
 
 The API queues each comment once, after its row is committed, and comments waiting for a
-worker share a batch (see `services.api.queue`): `moderation.moderate_comments(batch)`
+worker share a batch (see `services.queue.protocol`): `moderation.moderate_comments(batch)`
 moderates up to `MAX_IDS` comments with one query to load them and one transaction to record
 the decisions. A message is acknowledged only after its batch has returned (acks_late), and
 the database's unique (comment, version) constraint keeps every comment to exactly one engine
@@ -21,9 +21,10 @@ from celery.signals import worker_process_init
 from redis.exceptions import RedisError
 from sqlalchemy.exc import OperationalError
 
-from services.api.queue import MODERATE_TASK, claimed_ttl
+from services.queue.protocol import MODERATE_TASK
 from services.config import Settings
 
+from .engine.pipeline import Verdict, error_verdict
 from .runtime import Runtime
 
 log = logging.getLogger("triage.worker")
@@ -35,22 +36,12 @@ TRANSIENT = (OperationalError, RedisError, ConnectionError)
 RETRY_DELAY = 2.0
 
 
-def error_verdict(exc: Exception) -> dict[str, Any]:
-    """A comment the engine cannot handle is held for a person, never retried forever."""
-    return {
-        "action": "hold",
-        "priority": "normal",
-        "categories": ["error"],
-        "published_body": None,
-        "findings": [{"category": "error", "score": 1.0, "rule": "engine.error", "spans": [],
-                      "detail": type(exc).__name__}],
-        "scores": {},
-        "policy_version": None,
-        "reason": "error",
-    }
-
-
 def register(app: Celery, settings: Settings) -> None:
+    from .engine.pipeline import required_filter_classes
+
+    # Every filter is mandatory: a worker that cannot load one refuses to start (raises here).
+    required_filter_classes()
+
     def runtime() -> Runtime:
         global _runtime
         if _runtime is None or _runtime.pid != os.getpid():
@@ -70,11 +61,10 @@ def register(app: Celery, settings: Settings) -> None:
 
     @app.task(name=MODERATE_TASK, acks_late=True, ignore_result=True)
     def moderate_comments(batch: str) -> int:
-        """Moderate the comments of one batch (see services.api.queue) still pending."""
+        """Moderate the comments of one batch (see services.queue.protocol) still pending."""
         rt = runtime()
         try:
-            ids = rt.sender.scripts.claim(settings.queue_name, batch,
-                                          claimed_ttl(settings.visibility_timeout))
+            ids = rt.claim(batch)
             decided = moderate_batch(rt, ids)
         except TRANSIENT as exc:
             # Nothing was recorded (one transaction) and the batch is kept: run it again
@@ -86,7 +76,7 @@ def register(app: Celery, settings: Settings) -> None:
             except Exception:  # noqa: BLE001 - the comments stay pending; the sweeper re-sends
                 pass
             return 0
-        # Decisions are committed; the batch expires by itself (see services.api.queue).
+        # Decisions are committed; the batch expires by itself (see services.queue.protocol).
         return decided
 
     @app.task(name="moderation.moderate_comment", acks_late=True, ignore_result=True,
@@ -140,7 +130,7 @@ def moderate_batch(rt: Runtime, ids: list[str]) -> int:
     if not pending:
         return 0
     dups = rt.recent_duplicates_many([(c.id, c.body) for c, _ in pending])
-    verdicts: dict[str, dict[str, Any]] = {}
+    verdicts: dict[str, Verdict] = {}
     for c, slug in pending:
         try:
             verdicts[c.id] = classify(rt, c.body, c.author, slug, dups.get(c.id, 0),
@@ -153,13 +143,13 @@ def moderate_batch(rt: Runtime, ids: list[str]) -> int:
     for c, _ in pending:
         v = verdicts[c.id]
         log.info("decided" if c.id in decided else "already decided",
-                 extra={"comment_id": c.id, "request_id": c.request_id, "action": v["action"],
-                        "priority": v.get("priority"), "categories": v.get("categories")})
+                 extra={"comment_id": c.id, "request_id": c.request_id, "action": v.action,
+                        "priority": v.priority, "categories": list(v.categories)})
     log.debug("batch", extra={"size": len(pending), "ms": round((time.perf_counter() - started) * 1e3, 2)})
     return len(decided)
 
 
-def observe(pending: list[Any], verdicts: dict[str, dict[str, Any]], decided: set[str]) -> None:
+def observe(pending: list[Any], verdicts: dict[str, Verdict], decided: set[str]) -> None:
     """Metrics: decisions by action and category, submitted → decided latency, batch size."""
     import datetime as dt
 
@@ -171,8 +161,8 @@ def observe(pending: list[Any], verdicts: dict[str, dict[str, Any]], decided: se
         if c.id not in decided:
             continue
         v = verdicts[c.id]
-        for category in v.get("categories") or ["none"]:
-            DECISIONS.labels(v["action"], category).inc()
+        for category in v.categories or ["none"]:
+            DECISIONS.labels(v.action, category).inc()
         created = c.created_at if c.created_at.tzinfo else c.created_at.replace(tzinfo=dt.timezone.utc)
         MODERATION_LATENCY.observe(max(0.0, (now - created).total_seconds()))
 
@@ -180,29 +170,10 @@ def observe(pending: list[Any], verdicts: dict[str, dict[str, Any]], decided: se
 def classify(
     rt: Runtime, body: str, author: str | None, slug: str, duplicates: int = 0,
     trusted: bool = False, banned: bool = False,
-) -> dict[str, Any]:
-    """Run the engine with what the worker knows (duplicates, trust) and apply author bans."""
-    from .filters.base import Context
-    from .filters.profanity import mask
+) -> Verdict:
+    """Run the engine with what the worker knows (duplicates, trust, a ban)."""
+    from .engine.filters.base import Context
 
     engine = rt.engine.get()
     ctx = Context(author=author, article=slug, recent_duplicates=duplicates, trusted_author=trusted)
-    verdict = engine.classify(body, author=author, context=ctx)
-    out: dict[str, Any] = verdict.to_json()
-    profane = [f for f in verdict.findings if f.category == "profanity"]
-    # Kept even when held, so a moderator's approval publishes the masked text.
-    out["masked_body"] = mask(body, profane) if profane else body
-    if banned:
-        out = apply_ban(out, rt.settings.banned_action)
-    return out
-
-
-def apply_ban(verdict: dict[str, Any], banned_action: str) -> dict[str, Any]:
-    """A banned author's comment is held or rejected; a crisis is still held, urgent."""
-    out = dict(verdict, reason="banned", published_body=None,
-               categories=sorted(set(verdict.get("categories", [])) | {"banned"}))
-    if "self_harm" in verdict.get("categories", []):
-        out["action"], out["priority"] = "hold", "urgent"
-    else:
-        out["action"] = "block" if banned_action == "reject" else "hold"
-    return out
+    return engine.classify(body, author=author, context=ctx, banned=banned)

@@ -1,4 +1,4 @@
-"""The HTTP API: `create_app(settings)` wires the domain, the queue client and the blueprints."""
+"""The HTTP API: `create_app(settings)` takes its services from `services.wiring` and adds Flask's concerns."""
 
 from __future__ import annotations
 
@@ -8,19 +8,15 @@ import uuid
 
 from flask import Flask, g, request
 
-from ..config import Settings
-from ..db import Database
-from ..cache import InvalidatingPublisher, ReadCache
-from ..events import RedisPublisher
-from ..comments.service import CommentService
-from ..logs import setup_logging
-from ..metrics import HTTP_LATENCY, HTTP_REQUESTS
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from ..comments.moderation import ModerationRules, ModerationService
+from ..comments.service import CommentService
+from ..config import Settings
+from ..logs import setup_logging
+from ..metrics import HTTP_LATENCY, HTTP_REQUESTS
+from ..wiring import build
 from . import integrations, moderation, ops, problems, public, ui
 from .limits import init_limits
-from .queue import SendBuffer, TaskSender
 
 
 def create_app(settings: Settings | None = None, *, service: CommentService | None = None) -> Flask:
@@ -31,32 +27,15 @@ def create_app(settings: Settings | None = None, *, service: CommentService | No
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["triage.settings"] = settings
-    cache = ReadCache(settings.redis_url)
-    app.extensions["triage.read_cache"] = cache
-    if service is None:
-        db = Database(settings.database_url)
-        sender = TaskSender(settings)
-        dispatch = sender.moderate
-        if settings.enqueue_delay_ms > 0:
-            buffer = SendBuffer(sender.moderate_batch, settings.enqueue_delay_ms / 1000,
-                                busy_per_second=settings.enqueue_busy_per_second)
-            app.extensions["triage.send_buffer"] = buffer
-            dispatch = buffer.add
-        service = CommentService(
-            db, dispatch=dispatch, redispatch_many=sender.moderate_many,
-            salt=settings.author_salt,
-            publisher=InvalidatingPublisher(RedisPublisher(settings.redis_url), cache))
-        app.extensions["triage.sender"] = sender
-    elif not isinstance(service.publisher, InvalidatingPublisher):
-        # Tests pass their own service; its decisions must still reach the read cache.
-        service.publisher = InvalidatingPublisher(service.publisher, cache)
-    app.extensions["triage.service"] = service
-    mod = ModerationService(service, ModerationRules(
-        report_threshold=settings.report_threshold,
-        report_threshold_self_harm=settings.report_threshold_self_harm,
-        trust_min_approved=settings.trust_min_approved,
-    ))
-    app.extensions["triage.moderation"] = mod
+    services = build(settings, "api", comments=service)
+    app.extensions["triage.services"] = services
+    app.extensions["triage.read_cache"] = services.read_cache
+    if services.send_buffer is not None:
+        app.extensions["triage.send_buffer"] = services.send_buffer
+    if services.sender is not None:
+        app.extensions["triage.sender"] = services.sender
+    app.extensions["triage.service"] = services.comments
+    app.extensions["triage.moderation"] = mod = services.moderation
     if settings.bootstrap_token:
         mod.ensure_key("bootstrap", "admin", settings.bootstrap_token)
     if settings.proxy_hops:
@@ -87,7 +66,7 @@ def create_app(settings: Settings | None = None, *, service: CommentService | No
     app.register_blueprint(public.bp)
     app.register_blueprint(ops.bp)
     app.register_blueprint(moderation.bp)
-    integrations.install(app, settings, service, mod)
+    integrations.install(app, settings, services.comments, mod)
     if settings.bench_endpoints:
         app.register_blueprint(ops.bench_blueprint())
     app.register_blueprint(ui.bp)

@@ -222,7 +222,7 @@ def classify_alone(repo: str, conn: Any, passes: int = 3) -> None:
     the dev set, freeze them out of the collector's sight (workers.tasks does the same), say
     "ready", and on "go" send back measure_classify's figures (or the error, as text)."""
     try:
-        from workers.pipeline import Engine
+        from workers.engine.pipeline import Engine
 
         engine = Engine()
         dev = corpus_mod.load_dev_set(Path(repo))
@@ -343,7 +343,7 @@ def prepare_read(base: str, db: Any, art_id: int, slug: str, corpus: corpus_mod.
 def insert_pipeline(settings: Settings, db: Any, art_id: int,
                     items: list[tuple[str, str]], corpus: corpus_mod.Corpus) -> list[str]:
     """Insert pending comments and commit, then send one task per comment as the API does."""
-    from ..api.queue import TaskSender
+    from ..queue.sender import TaskSender
     from ..comments.models import Comment
     from ..comments.service import author_ref
 
@@ -365,7 +365,8 @@ def insert_pipeline(settings: Settings, db: Any, art_id: int,
 
 def send_noops(settings: Settings, n: int) -> None:
     """`bench.noop` messages built and pushed exactly as the API pushes moderation tasks."""
-    from ..api.queue import TaskSender, task_message
+    from ..queue.protocol import task_message
+    from ..queue.sender import TaskSender
 
     sender = TaskSender(settings)
     pipe = sender.client.pipeline(transaction=False)
@@ -683,7 +684,7 @@ def main(argv: list[str] | None = None) -> int:
         progress("migrating and seeding a fresh database; loading the engine")
         booter = threading.Thread(target=boot, daemon=True)
         booter.start()
-        from workers.pipeline import Engine
+        from workers.engine.pipeline import Engine
 
         engine = Engine()
         dev = corpus_mod.load_dev_set(repo)

@@ -7,7 +7,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any, cast
@@ -26,6 +26,7 @@ from ..db import Database, RowInsert
 from ..events import Event, Publisher, publish_many
 from . import repository as repo
 from .errors import Invalid, NotFound
+from .shapes import EngineVerdict
 from .models import (
     ACTION_TO_STATUS,
     PRIORITY_RANK,
@@ -394,12 +395,12 @@ class CommentService:
         return [public_view(c) for c in rows], (encode_cursor(rows[-1]) if more and rows else None)
 
     # -- the engine ---------------------------------------------------------------------------
-    def record_engine_decision(self, comment_id: str, verdict: dict[str, Any]) -> bool:
+    def record_engine_decision(self, comment_id: str, verdict: EngineVerdict) -> bool:
         """Apply the engine's verdict once; False if the comment was already decided."""
         return bool(self.record_engine_decisions({comment_id: verdict}))
 
     def record_engine_decisions(
-        self, verdicts: dict[str, dict[str, Any]], loaded: Sequence[tuple[Any, str]] | None = None,
+        self, verdicts: Mapping[str, EngineVerdict], loaded: Sequence[tuple[Any, str]] | None = None,
     ) -> list[str]:
         """Apply many verdicts in one transaction; returns the ids decided now.
 
@@ -422,7 +423,7 @@ class CommentService:
         return decided
 
     def _apply_verdicts(
-        self, verdicts: dict[str, dict[str, Any]], loaded: Sequence[tuple[Any, str]] | None,
+        self, verdicts: Mapping[str, EngineVerdict], loaded: Sequence[tuple[Any, str]] | None,
     ) -> tuple[list[str], list[tuple[str, dict[str, Any]]]]:
         # The engine's hot write: Core statements, one executemany for the rows and one for
         # their decisions, rather than the unit of work's statement per row.
@@ -439,21 +440,22 @@ class CommentService:
             verdict = verdicts.get(row.id)
             if verdict is None or row.status != Status.PENDING:
                 continue
+            # The verdict is serialised here, once, as it is written.
             engine_values = {
-                "findings": list(verdict.get("findings", [])),
-                "scores": dict(verdict.get("scores", {})),
-                "policy_version": verdict.get("policy_version"),
-                "masked_body": verdict.get("masked_body"),
-                "published_body": verdict.get("published_body"),
+                "findings": [f.to_json() for f in verdict.findings],
+                "scores": dict(verdict.scores),
+                "policy_version": verdict.policy_version,
+                "masked_body": verdict.masked_body,
+                "published_body": verdict.published_body,
             }
             current = SimpleNamespace(**{**row._asdict(), **engine_values})
             change = plan_transition(
-                current, actor="engine", action=verdict["action"],
-                to_status=ACTION_TO_STATUS[verdict["action"]],
-                reason=verdict.get("reason") or ", ".join(verdict.get("categories", [])),
-                priority=verdict.get("priority", "normal"),
-                categories=list(verdict.get("categories", [])),
-                policy_version=verdict.get("policy_version"),
+                current, actor="engine", action=verdict.action,
+                to_status=ACTION_TO_STATUS[verdict.action],
+                reason=verdict.reason or ", ".join(verdict.categories),
+                priority=verdict.priority,
+                categories=list(verdict.categories),
+                policy_version=verdict.policy_version,
                 slug=slug,
             )
             values = {**engine_values, **change.comment, "_id": row.id, "_version": row.version}

@@ -58,7 +58,7 @@ def moderate(settings: Settings, service: CommentService, summary: Summary) -> d
     """Run the engine over imported comments: an approved one it would not publish is held
     (or rejected when it would block it); every one gets the engine's findings."""
     from workers.runtime import build_engine
-    from workers.filters.base import Context
+    from workers.engine.filters.base import Context
 
     mod = ModerationService(service)
     _, lists = mod.lists_snapshot()

@@ -344,7 +344,7 @@ class CoralPhase:
 
 
 def _classify(engine: Any, text: str, req: CoralRequest) -> Any:
-    from workers.filters.base import Context
+    from workers.engine.filters.base import Context
 
     return engine.classify(text, author=None, context=Context(article=req.story.id))
 

@@ -22,6 +22,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from services.comments.service import CommentService
 from services.api.ui import CSP
 from tests.conftest import DEMO
+from tests.verdicts import verdict
 
 PUBLIC = f"/v1/articles/{DEMO}/comments"
 
@@ -36,12 +37,12 @@ def hold(service: CommentService, cid: str, body: str, flagged: str, category: s
          priority: str = "normal") -> None:
     """Hold a comment as the engine would, flagging the first occurrence of `flagged`."""
     start = body.index(flagged)
-    assert service.record_engine_decision(cid, {
-        "action": "hold", "priority": priority, "categories": [category],
-        "findings": [{"category": category, "score": 0.93, "rule": f"{category}.test",
-                      "spans": [[start, start + len(flagged)]], "detail": ""}],
-        "scores": {category: 0.93, "spam": 0.12} if category != "spam" else {"spam": 0.88},
-        "published_body": None, "masked_body": None, "policy_version": "policy@browser-test"})
+    assert service.record_engine_decision(cid, verdict(
+        "hold", priority, [category],
+        findings=[{"category": category, "score": 0.93, "rule": f"{category}.test",
+                   "spans": [[start, start + len(flagged)]], "detail": ""}],
+        scores={category: 0.93, "spam": 0.12} if category != "spam" else {"spam": 0.88},
+        policy_version="policy@browser-test"))
 
 
 def wait(driver: WebDriver, predicate: Any, timeout: float = 15) -> Any:

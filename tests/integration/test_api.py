@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from tests.conftest import DEMO
+from tests.verdicts import verdict
 
 URL = f"/v1/articles/{DEMO}/comments"
 
@@ -99,9 +100,8 @@ def test_failed_send_keeps_the_comment_pending(client, service, dispatch):
 
 
 def decide(service, cid, action="publish", body=None):  # type: ignore[no-untyped-def]
-    return service.record_engine_decision(
-        cid, {"action": action, "priority": "normal", "categories": [], "findings": [],
-              "published_body": body, "policy_version": "test"})
+    return service.record_engine_decision(cid, verdict(action, published_body=body,
+                                                       policy_version="test"))
 
 
 def test_read_endpoint_shows_only_approved_oldest_first_and_paginates(client, service):
@@ -282,9 +282,8 @@ def test_metrics_are_prometheus_text(client):
 def test_a_comment_held_as_self_harm_offers_support_to_its_author(client, service, settings):
     cid = post(client, {"author": "Sam", "body": "I have my pills ready for tonight."}).get_json()["id"]
     assert "support" not in client.get(f"/v1/comments/{cid}").get_json()
-    service.record_engine_decision(cid, {
-        "action": "hold", "priority": "urgent", "categories": ["self_harm"], "findings": [],
-        "published_body": None, "policy_version": "t"})
+    service.record_engine_decision(cid, verdict("hold", "urgent", ["self_harm"],
+                                                policy_version="t"))
     doc = client.get(f"/v1/comments/{cid}").get_json()
     assert doc["status"] == "held"
     assert doc["support"]["message"] == settings.support_message

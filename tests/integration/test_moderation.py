@@ -7,6 +7,7 @@ import json
 import pytest
 
 from tests.conftest import DEMO
+from tests.verdicts import verdict
 
 URL = f"/v1/articles/{DEMO}/comments"
 
@@ -38,12 +39,11 @@ def post(client, body, author="Reader", email=None):  # type: ignore[no-untyped-
 
 def engine(service, cid, action, priority="normal", categories=(), masked=None):  # type: ignore[no-untyped-def]
     published = masked if action == "publish" else None
-    assert service.record_engine_decision(cid, {
-        "action": action, "priority": priority, "categories": list(categories),
-        "findings": [{"category": c, "score": 0.9, "rule": "t", "spans": [[0, 4]], "detail": ""}
-                     for c in categories],
-        "scores": {c: 0.9 for c in categories}, "published_body": published,
-        "masked_body": masked, "policy_version": "policy@test"})
+    assert service.record_engine_decision(cid, verdict(
+        action, priority, categories,
+        findings=[{"category": c, "score": 0.9, "rule": "t", "spans": [[0, 4]], "detail": ""}
+                  for c in categories],
+        scores={c: 0.9 for c in categories}, published_body=published, masked_body=masked))
 
 
 def test_routes_refuse_missing_wrong_and_revoked_keys(client, mod, keys):
@@ -253,10 +253,8 @@ def test_engine_batch_skips_a_comment_a_moderator_decided_after_it_was_read(clie
     assert len(loaded) == 3
     # A moderator decides the middle one between the engine's read and its write.
     mod.decide(ids[1], "reject", actor="Ana", version=1, reason="spam")
-    verdict = {"action": "publish", "priority": "normal", "categories": [], "findings": [],
-               "scores": {}, "published_body": None, "masked_body": None,
-               "policy_version": "policy@test"}
-    decided = service.record_engine_decisions({cid: dict(verdict) for cid in ids}, loaded)
+    v = verdict("publish")
+    decided = service.record_engine_decisions({cid: v for cid in ids}, loaded)
     assert sorted(decided) == sorted([ids[0], ids[2]])
     statuses = {cid: service.get(cid)[0].status for cid in ids}
     assert statuses == {ids[0]: "approved", ids[1]: "rejected", ids[2]: "approved"}
@@ -280,10 +278,10 @@ def test_engine_batch_write_counts_the_rows_it_matched(client, service):
         # As every change does, it moves the version on (see plan_transition).
         conn.execute(update(Comment).where(Comment.id == ids[1])
                      .values(status="held", version=Comment.version + 1))
-    verdict = {"action": "publish", "priority": "normal", "categories": ["none"], "findings": [
-        {"category": "spam", "score": 0.1, "spans": [[0, 5]]}], "scores": {"spam": 0.1},
-        "published_body": None, "masked_body": "batch", "policy_version": "policy@test"}
-    decided = service.record_engine_decisions({cid: dict(verdict) for cid in ids}, loaded)
+    v = verdict("publish", categories=["none"], findings=[
+        {"category": "spam", "score": 0.1, "spans": [[0, 5]]}], scores={"spam": 0.1},
+        masked_body="batch")
+    decided = service.record_engine_decisions({cid: v for cid in ids}, loaded)
     assert sorted(decided) == sorted([ids[0], ids[2]])
     held, _, last = service.get(ids[1])
     assert held.status == "held" and held.version == 2 and last is None
@@ -291,12 +289,14 @@ def test_engine_batch_write_counts_the_rows_it_matched(client, service):
         comment, _, last = service.get(cid)
         assert (comment.status, comment.version, last.actor) == ("approved", 2, "engine")
         # JSON values land as JSON, not as strings of JSON, and the time keeps its zone.
-        assert comment.findings == verdict["findings"] and comment.scores == {"spam": 0.1}
+        assert comment.findings == [f.to_json() for f in v.findings] == [
+            {"category": "spam", "score": 0.1, "rule": "", "spans": [[0, 5]], "detail": ""}]
+        assert comment.scores == {"spam": 0.1}
         assert comment.categories == ["none"] and comment.policy_version == "policy@test"
         assert comment.decided_at is not None
         # The decision (one INSERT for the batch on PostgreSQL) holds the same, as JSON.
         assert (last.comment_version, last.from_status, last.to_status) == (1, "pending", "approved")
-        assert last.findings == verdict["findings"] and last.scores == {"spam": 0.1}
+        assert last.findings == comment.findings and last.scores == {"spam": 0.1}
         assert last.categories == ["none"] and last.policy_version == "policy@test"
         assert last.created_at == comment.decided_at
 

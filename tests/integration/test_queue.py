@@ -123,7 +123,7 @@ def test_waiting_comments_are_packed_into_shared_batches_and_each_decided_once(
 
     import redis
 
-    from services.api.queue import MAX_IDS, MODERATE_TASK, claimed_ttl
+    from services.queue.protocol import MAX_IDS, MODERATE_TASK, claimed_ttl
     from services.comments.service import NewComment
 
     r = redis.Redis.from_url(queue_settings.redis_url)
@@ -155,7 +155,7 @@ def test_waiting_comments_are_packed_into_shared_batches_and_each_decided_once(
 def test_a_batch_closes_when_a_worker_claims_it(live_service, queue_settings):
     import redis
 
-    from services.api.queue import Scripts, open_batch_key
+    from services.queue.protocol import Scripts, open_batch_key
     from services.comments.service import NewComment
 
     r = redis.Redis.from_url(queue_settings.redis_url)
@@ -178,7 +178,7 @@ def test_after_a_purged_queue_new_comments_open_a_batch_of_their_own(
         live_service, queue_settings, monkeypatch):
     import redis
 
-    import services.api.queue as q
+    import services.queue.protocol as q
     from services.comments.service import NewComment
 
     monkeypatch.setattr(q, "OPEN_SECONDS", 1)
@@ -197,7 +197,7 @@ def test_after_a_purged_queue_new_comments_open_a_batch_of_their_own(
 def test_a_submitted_comment_is_queued_and_announced_in_one_script_call(live_service, queue_settings):
     import redis
 
-    from services.api.queue import open_batch_key
+    from services.queue.protocol import open_batch_key
     from services.comments.service import NewComment
     from services.events import CHANNEL, STREAM
 
@@ -224,7 +224,8 @@ def test_many_ids_in_one_call_fill_the_open_batch_then_new_ones_in_order(live_se
 
     import redis
 
-    from services.api.queue import MAX_IDS, TaskSender, open_batch_key
+    from services.queue.protocol import MAX_IDS, open_batch_key
+    from services.queue.sender import TaskSender
     from services.events import STREAM
 
     r = redis.Redis.from_url(queue_settings.redis_url)
@@ -308,7 +309,7 @@ def test_a_stopping_api_sends_what_it_buffered_before_it_exits(
         queue_settings, service, api_factory, worker_factory):
     import redis
 
-    from services.api.queue import RATE_WINDOW
+    from services.queue.buffer import RATE_WINDOW
 
     # Busy as soon as it measures any rate, with a delay no test waits out: only the exit can
     # send the later ones (beat is not running).

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from workers.filters.base import Context, Text
+from workers.engine.filters.base import Context, Text
 
 try:
-    from workers.normalise import normalise
+    from workers.engine.normalise import normalise
 except ImportError:  # the normaliser is optional for these tests
 
     def normalise(text: str) -> Text:

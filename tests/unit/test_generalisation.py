@@ -4,7 +4,7 @@ that must stay published untouched."""
 
 import pytest
 
-from workers.pipeline import Engine
+from workers.engine.pipeline import Engine
 
 
 @pytest.fixture(scope="module")

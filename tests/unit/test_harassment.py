@@ -1,7 +1,7 @@
 import pytest
 
 from tests.unit._filter_helpers import findings, top_score
-from workers.filters.harassment import HarassmentFilter
+from workers.engine.filters.harassment import HarassmentFilter
 
 
 @pytest.fixture(scope="module")

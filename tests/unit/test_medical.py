@@ -1,7 +1,7 @@
 import pytest
 
 from tests.unit._filter_helpers import findings, top_score
-from workers.filters.medical import MedicalFilter
+from workers.engine.filters.medical import MedicalFilter
 
 
 @pytest.fixture(scope="module")

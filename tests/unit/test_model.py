@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from workers.model import FORMAT_VERSION, Example, default_examples, load, train
+from workers.engine.model import FORMAT_VERSION, Example, default_examples, load, train
 
 SPAM = ["buy cheap ketamine online now", "order ketamine no prescription whatsapp", "cheap pills shop link here",
         "best deals on ketamine click here", "discreet shipping buy now cheap"]

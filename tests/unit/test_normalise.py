@@ -1,4 +1,4 @@
-from workers.normalise import normalise
+from workers.engine.normalise import normalise
 
 
 def back(t, needle):

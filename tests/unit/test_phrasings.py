@@ -2,7 +2,7 @@
 and the rule-loading behaviour they depend on (triggers of alternations, accents in rules)."""
 
 
-from workers.filters.phrases import fold_accents, required_literals
+from workers.engine.filters.phrases import fold_accents, required_literals
 
 
 # The whole-chain tests in test_generalisation.py run these lists too.

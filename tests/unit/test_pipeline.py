@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from workers.evaluation import classify_stream, score_verdicts
-from workers.pipeline import Engine
+from workers.engine.evaluation import classify_stream, score_verdicts
+from workers.engine.pipeline import Engine
 
 
 @pytest.fixture(scope="module")

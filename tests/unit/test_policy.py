@@ -2,8 +2,8 @@ import dataclasses
 
 import pytest
 
-from workers.filters.base import Finding
-from workers.policy import POLICY_VERSION, PolicySettings, decide
+from workers.engine.filters.base import Finding
+from workers.engine.policy import POLICY_VERSION, PolicySettings, decide
 
 S = PolicySettings()
 
@@ -67,3 +67,29 @@ def test_scores_reported_per_category():
     d = decide([f("spam", 0.6), f("spam", 0.5, "spam.other")], S, "x")
     assert d.scores["spam"] == pytest.approx(0.8)
     assert set(d.scores) == {"spam", "profanity", "unsafe_medical", "self_harm", "harassment"}
+
+
+def test_a_banned_author_is_held_or_rejected_and_never_published():
+    body = "shit, nice article"
+    prof = [f("profanity", 0.9, spans=[(0, 4)])]
+    held = decide(prof, S, body, banned=True)
+    assert (held.action, held.priority, held.published_body, held.reason) == ("hold", "normal", None, "banned")
+    assert held.categories == ("banned", "profanity") and held.policy_version == POLICY_VERSION
+    assert held.masked_body == "****, nice article"
+    rejected = decide([], dataclasses.replace(S, banned_action="reject"), "fine", banned=True)
+    assert (rejected.action, rejected.categories, rejected.published_body) == ("block", ("banned",), None)
+
+
+def test_a_banned_authors_crisis_is_still_held_as_urgent():
+    d = decide([f("self_harm", 0.6)], dataclasses.replace(S, banned_action="reject"), "bye", banned=True)
+    assert (d.action, d.priority, d.categories) == ("hold", "urgent", ("banned", "self_harm"))
+
+
+def test_the_masked_text_is_computed_once_for_publishing_and_for_approval():
+    body = "what the hell, and shit"
+    found = [f("profanity", 0.9, spans=[(9, 13)]), f("profanity", 0.9, spans=[(19, 23)])]
+    published = decide(found, S, body)
+    held = decide(found, dataclasses.replace(S, profanity_mode="hold"), body)
+    assert published.published_body == published.masked_body == "what the ****, and ****"
+    assert held.published_body is None and held.masked_body == published.masked_body
+    assert decide([], S, "clean").masked_body == "clean"

@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 from better_profanity import Profanity
 
-from workers.filters.base import Context
-from workers.filters.profanity import ProfanityFilter, WordList, mask, read_list, reference_words
-from workers.normalise import normalise
+from workers.engine.filters.base import Context
+from workers.engine.filters.profanity import ProfanityFilter, WordList, mask, read_list, reference_words
+from workers.engine.normalise import normalise
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from workers.filters.harassment import HarassmentFilter
-from workers.filters.medical import MedicalFilter
-from workers.filters.phrases import LiteralGates, distinct_words, required_substrings
-from workers.filters.self_harm import SelfHarmFilter
-from workers.filters.spam import _rules
-from workers.normalise import normalise
+from workers.engine.filters.harassment import HarassmentFilter
+from workers.engine.filters.medical import MedicalFilter
+from workers.engine.filters.phrases import LiteralGates, distinct_words, required_substrings
+from workers.engine.filters.self_harm import SelfHarmFilter
+from workers.engine.filters.spam import _rules
+from workers.engine.normalise import normalise
 
-DATA = Path(__file__).resolve().parents[2] / "workers" / "filters" / "data"
+DATA = Path(__file__).resolve().parents[2] / "workers" / "engine" / "filters" / "data"
 
 
 def _clauses(pattern: str) -> list[set[str]]:
@@ -91,7 +91,7 @@ def test_cues_called_absent_never_occur(flt: type) -> None:
 
 
 def test_danger_and_profanity_phrase_gates_never_block_a_match() -> None:
-    from workers.filters.profanity import ProfanityFilter
+    from workers.engine.filters.profanity import ProfanityFilter
 
     med, prof = MedicalFilter(), ProfanityFilter()
     for s in _comments():

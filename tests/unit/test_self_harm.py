@@ -1,7 +1,7 @@
 import pytest
 
 from tests.unit._filter_helpers import findings, top_score
-from workers.filters.self_harm import SelfHarmFilter
+from workers.engine.filters.self_harm import SelfHarmFilter
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from services.api.queue import SendBuffer
+from services.queue.buffer import SendBuffer
 
 
 class Recorder:

@@ -1,9 +1,10 @@
 import pytest
 
-from workers.filters.base import Context
-from workers.filters.spam import SpamFilter, is_reputable
-from workers.normalise import normalise
-from workers.policy import PolicySettings, category_scores
+from workers.engine.filters.base import Context
+from workers.engine.filters.spam import SpamFilter
+from workers.engine.patterns import is_reputable
+from workers.engine.normalise import normalise
+from workers.engine.policy import PolicySettings, category_scores
 
 
 def rules_score(body, author=None, dups=0):

@@ -23,21 +23,22 @@ from pathlib import Path
 
 import numpy as np
 
-from workers.filters.base import Text
-from workers.normalise import normalise
+from workers.engine.filters.base import Text
+from workers.engine.normalise import normalise
+from workers.engine.patterns import (
+    MODEL_EMAIL as _EMAIL,
+    MODEL_HANDLE as _HANDLE,
+    MODEL_PHONE as _PHONE,
+    MODEL_URL as _URL,
+    MODEL_URL_HINT as _URL_HINT,
+    host_of,
+    is_reputable,
+)
 
 FORMAT_VERSION = 1
 MODEL_ID = "model@1"
 DATA = Path(__file__).parent / "filters" / "data"
 
-_URL_TLDS = "com|net|org|info|biz|io|co|me|ly|gl|uk|de|ru|example|test|invalid"
-_URL = re.compile(r"(?:https?://|www\.)\S+|\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:" + _URL_TLDS + r")\b(?:/\S*)?")
-# Every _URL match holds "http", "www." or one of these: far cheaper to look for than _URL itself,
-# which tries a host name at every word of the comment.
-_URL_HINT = re.compile(r"\.(?:" + _URL_TLDS + r")\b")
-_EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-_HANDLE = re.compile(r"(?<![\w@])@[a-z0-9_.]{3,}")
-_PHONE = re.compile(r"\+?\d[\d\s().-]{6,}\d")
 _MONEY = re.compile(r"[$€£]\s?\d[\d,.]*|\d[\d,.]*\s?(?:usd|eur|gbp|dollars|euros)")
 _DIGIT = re.compile(r"\d")
 _WORD = re.compile(r"[^\W_]+|[!?]+|[\U0001F300-\U0001FAFF\u2600-\u27BF]")
@@ -53,8 +54,6 @@ class Example:
 
 
 def _vetted_link(m: re.Match[str]) -> str:
-    from workers.filters.spam import host_of, is_reputable
-
     return " vettedlinktok " if is_reputable(host_of(m.group(0))) else m.group(0)
 
 

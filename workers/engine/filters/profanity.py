@@ -18,8 +18,8 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from workers.filters.base import Context, Finding, Text, merge_spans
-from workers.filters.phrases import LiteralGates, distinct_words
+from workers.engine.filters.base import Context, Finding, Text, merge_spans
+from workers.engine.filters.phrases import LiteralGates, distinct_words
 
 DATA = Path(__file__).parent / "data"
 VERSION = "1"

@@ -11,33 +11,27 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from functools import lru_cache
-from pathlib import Path
-from urllib.parse import urlsplit
 
-from workers.filters.base import Context, Finding, Text
-from workers.filters.phrases import LiteralGates, distinct_words, top_level_branches
-from workers.normalise import normalise
+from workers.engine.filters.base import Context, Finding, Text
+from workers.engine.patterns import (
+    DOT_TLD as _DOT_TLD,
+    EMAIL as _EMAIL,
+    HANDLE as _HANDLE,
+    LINK as _LINK,
+    PHONE as _PHONE,
+    domain_in as _domain_in,
+    host_of,
+    is_reputable,
+    read_list,
+)
+from workers.engine.filters.phrases import LiteralGates, distinct_words, top_level_branches
+from workers.engine.normalise import normalise
 
-DATA = Path(__file__).parent / "data"
 VERSION = "1"
 
-# RFC 2606/6761 names stand in for real domains in anonymised data; look through them.
-_RESERVED_SUFFIXES = (".example.com", ".example.net", ".example.org", ".example", ".test",
-                      ".invalid", ".localhost")
-_TLDS = ("com|net|org|info|biz|io|co|me|ly|gl|uk|de|fr|es|it|ru|in|us|ca|au|nl|pl|br|cn|xyz|online|"
-         "shop|store|site|club|top|live|app|health|clinic|example|test|invalid|gov|edu|int|eu|mx|id|at|"
-         "win|blog|vip|bet|click|link|icu|cam|care|tv|cc|ws|su|today|space|fun|life|world|pharmacy|"
-         "email|pro|ink|lol|buzz|work|agency|center|rocks|page|news|tk|ml|ga|cf|gq|ua|kz|ng|za|ph|pk")
-_LINK = re.compile(
-    r"(?:https?://|www\.)[^\s<>\"'\]\[)]+|(?<![\w@.-])(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+(?:" + _TLDS +
-    r")\b(?:/[^\s<>\"'\]\[)]*)?")
-_DOT_TLD = re.compile(r"\.(?:" + _TLDS + r")\b")
 _SQUEEZE = re.compile(r"(.)\1+")
 _THOUSANDS = re.compile(r"\d{1,3}(?:[.,]\d{3})+")
 _DIGITS = re.compile(r"\d\d\d")
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
-_HANDLE = re.compile(r"(?<![\w@.])@([a-z0-9_.]{3,30})")
-_PHONE = re.compile(r"(?<![\w/.])\+?\d[\d ().-]{7,}\d(?![\w/])")
 _ANCHOR = re.compile(r"<a\s+href|\[url=|\[/url\]|</a>")
 _AFFILIATE = re.compile(r"[?&](?:ref|aff|affiliate|utm_\w+|coupon|promo|partner|click_id|tag)=")
 _NO_UPPER = str.maketrans("", "", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
@@ -50,15 +44,6 @@ _KEYBOARD_RUNS = frozenset(row[i:i + 4] for row in _KEYBOARD for i in range(len(
 _EMOJI = re.compile(r"[\U0001F300-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF]")
 _UNDAMPED = ("spam.link", "spam.flood", "spam.gibberish", "spam.duplicate", "spam.author")
 _NOT_DAMPED = re.compile(r"\b(?:no scam|not a scam|legit|100% real|recovery (?:expert|agent|specialist|hacker)s?|recover(?:ed)? (?:my|all my|your) (?:lost |stolen )?(?:funds|money|bitcoin|crypto))\b")
-
-
-def read_list(name: str) -> list[str]:
-    """Lines of a data file, without comments and blanks."""
-    path = DATA / name
-    if not path.exists():
-        return []
-    return [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()
-            if ln.strip() and not ln.strip().startswith("#")]
 
 
 def _alternation(words: Sequence[str]) -> str:
@@ -130,49 +115,15 @@ def _rules() -> tuple[tuple[str, float, re.Pattern[str], frozenset[str] | None, 
     return tuple(out)
 
 
-def host_of(link: str) -> str:
-    """Lower-case host of a link with or without a scheme."""
-    if "://" not in link:
-        link = "http://" + link
-    try:
-        host = urlsplit(link).hostname or ""
-    except ValueError:
-        host = ""
-    return host.lower().strip(".")
-
-
-def _domain_in(host: str, domains: frozenset[str]) -> bool:
-    parts = host.split(".")
-    return any(".".join(parts[i:]) in domains for i in range(len(parts)))
-
-
 @lru_cache(maxsize=1)
 def _lists() -> dict[str, frozenset[str]]:
-    allow = frozenset(read_list("spam_allow_domains.txt"))
     return {
-        "allow": allow,
-        # "cochranelibrary" for cochranelibrary.com: matched against anonymised hosts
-        "allow_names": frozenset(d.rsplit(".", 1)[0] for d in allow if "." in d),
         "short": frozenset(read_list("spam_shorteners.txt")),
         "neutral": frozenset(read_list("spam_neutral_domains.txt")),
         "contact": frozenset(read_list("spam_contact_domains.txt")),
         "domain_words": frozenset(read_list("spam_domain_words.txt")),
         "author_words": frozenset(read_list("spam_author_words.txt")),
     }
-
-
-def is_reputable(host: str) -> bool:
-    """True for hosts on the health-source allow list (looking through reserved test names)."""
-    lists = _lists()
-    if _domain_in(host, lists["allow"]):
-        return True
-    for suf in _RESERVED_SUFFIXES:
-        if host.endswith(suf):
-            inner = host[: -len(suf)]
-            if inner and (_domain_in(inner, lists["allow"]) or inner in lists["allow_names"]
-                          or inner.split(".")[-1] in lists["allow_names"]):
-                return True
-    return False
 
 
 @lru_cache(maxsize=1)
@@ -225,7 +176,7 @@ class SpamFilter:
     def model(self):
         """The learned model (the process default unless one was given)."""
         if self._model is None and self._use_model:
-            from workers.model import default_model
+            from workers.engine.model import default_model
 
             self._model = default_model()
         return self._model

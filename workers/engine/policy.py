@@ -8,16 +8,21 @@ Rules, in order:
 - unsafe_medical, harassment: hold.
 - profanity alone: publish with the profane words masked (mode "mask") or hold (mode "hold").
 - nothing above its threshold: publish unchanged.
+- a banned author (after all of the above): held, or rejected when `banned_action` is
+  "reject"; a crisis is still held as urgent. Never published.
+
+The masked text (profanity replaced by ****) is computed once, here: it is what a profanity
+comment publishes as, and what a moderator's approval of a held comment publishes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from workers.filters.base import CATEGORIES, Finding
-from workers.filters.profanity import replace_spans
+from workers.engine.filters.base import CATEGORIES, Finding
+from workers.engine.filters.profanity import replace_spans
 
 POLICY_VERSION = "policy@1"
 
@@ -43,6 +48,7 @@ class PolicySettings:
     # comment as self-harm at a lower probability than it needs for the other categories.
     self_harm_model_hold: float = 0.45
     model_weight: float = 1.0  # how much the learned spam model counts next to the rules
+    banned_action: str = "hold"  # a banned author's comments: "hold", or "reject" (blocked)
 
     def __post_init__(self) -> None:
         if self.profanity_mode not in ("mask", "hold"):
@@ -61,8 +67,12 @@ class Decision:
     priority: str  # normal | urgent
     categories: tuple[str, ...]
     published_body: str | None
-    policy_version: str = POLICY_VERSION
+    policy_version: str | None = POLICY_VERSION
     scores: dict[str, float] = field(default_factory=dict)
+    # The original with profanity masked: published if a moderator approves a held comment.
+    masked_body: str | None = None
+    # Why, when it is not simply the categories ("banned", "error").
+    reason: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON shape."""
@@ -117,8 +127,31 @@ def category_scores(findings: Sequence[Finding], settings: PolicySettings) -> di
     return out
 
 
-def decide(findings: Sequence[Finding], thresholds: PolicySettings, original: str) -> Decision:
-    """The decision for one comment given every filter's findings."""
+def decide(findings: Sequence[Finding], thresholds: PolicySettings, original: str,
+           banned: bool = False) -> Decision:
+    """The decision for one comment given every filter's findings and whether its author is
+    banned."""
+    profane = [sp for f in findings if f.category == "profanity" for sp in f.spans]
+    masked = replace_spans(original, profane)
+    d = _decide(findings, thresholds, original, masked)
+    if banned:
+        d = _banned(d, thresholds.banned_action)
+    return d
+
+
+def _banned(d: Decision, banned_action: str) -> Decision:
+    """A banned author's comment is held or rejected; a crisis is still held, urgent."""
+    cats = tuple(sorted(set(d.categories) | {"banned"}))
+    if "self_harm" in d.categories:
+        action, priority = "hold", "urgent"
+    else:
+        action, priority = ("block" if banned_action == "reject" else "hold"), d.priority
+    return replace(d, action=action, priority=priority, categories=cats, published_body=None,
+                   reason="banned")
+
+
+def _decide(findings: Sequence[Finding], thresholds: PolicySettings, original: str,
+            masked: str) -> Decision:
     s = thresholds
     sc = category_scores(findings, s)
     triggered: list[str] = []
@@ -139,21 +172,20 @@ def decide(findings: Sequence[Finding], thresholds: PolicySettings, original: st
     cats = tuple(triggered)
 
     if "self_harm" in triggered:
-        return Decision("hold", "urgent", cats, None, POLICY_VERSION, scores)
+        return Decision("hold", "urgent", cats, None, POLICY_VERSION, scores, masked)
     spam = sc["spam"]
     agree = (spam["rules"] >= s.spam_block_rules_agree and spam["model"] * s.model_weight >= s.spam_block
              and spam["n_rules"] >= 2)
     if ("spam" in triggered and spam["combined"] >= s.spam_block
             and (spam["top_rule"] >= s.spam_block_rule_min or agree)):
-        return Decision("block", "normal", cats, None, POLICY_VERSION, scores)
+        return Decision("block", "normal", cats, None, POLICY_VERSION, scores, masked)
     if (s.harassment_block is not None and "harassment" in triggered
             and sc["harassment"]["rules"] >= s.harassment_block):
-        return Decision("block", "normal", cats, None, POLICY_VERSION, scores)
+        return Decision("block", "normal", cats, None, POLICY_VERSION, scores, masked)
     if any(c in triggered for c in ("spam", "unsafe_medical", "harassment")):
-        return Decision("hold", "normal", cats, None, POLICY_VERSION, scores)
+        return Decision("hold", "normal", cats, None, POLICY_VERSION, scores, masked)
     if "profanity" in triggered:
         if s.profanity_mode == "hold":
-            return Decision("hold", "normal", cats, None, POLICY_VERSION, scores)
-        spans = [sp for f in findings if f.category == "profanity" and not is_model_finding(f) for sp in f.spans]
-        return Decision("publish", "normal", cats, replace_spans(original, spans), POLICY_VERSION, scores)
-    return Decision("publish", "normal", cats, original, POLICY_VERSION, scores)
+            return Decision("hold", "normal", cats, None, POLICY_VERSION, scores, masked)
+        return Decision("publish", "normal", cats, masked, POLICY_VERSION, scores, masked)
+    return Decision("publish", "normal", cats, original, POLICY_VERSION, scores, masked)

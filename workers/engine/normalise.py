@@ -18,7 +18,8 @@ import re
 import unicodedata
 from functools import lru_cache
 
-from workers.filters.base import Text
+from workers.engine.filters.base import Text
+from workers.engine.patterns import EMAILISH as _EMAILISH
 
 NORMALISER_VERSION = "1"
 
@@ -162,7 +163,6 @@ def _subsequence(new: str, s: str, a: int, b: int, idx: list[int], out_i: list[i
 
 _LETTER = r"[^\W\d_]"
 _WORD_WITH_LEET = re.compile(r"(?<![\w@$!])[\w@$!]*[a-z][0-9@$!]+[a-z][\w@$!]*")
-_EMAILISH = re.compile(r"^[\w.]+@[\w.]+$")
 # single letters separated by one space or one dot/dash/underscore, at least three of them
 _SPACED = re.compile(r"(?<![\w/])(?:[a-z0-9][ .\-_*]){2,}[a-z0-9](?![a-z0-9])")
 _SPACED_PAIRS = re.compile(r"(?<![\w])(?:[a-z0-9] ){1,}[a-z0-9](?![\w])")

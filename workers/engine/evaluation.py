@@ -21,10 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from workers.filters.base import Context
-from workers.model import Example, default_examples, load, train
-from workers.pipeline import Engine
-from workers.policy import PolicySettings
+from workers.engine.filters.base import Context
+from workers.engine.model import Example, default_examples, load, train
+from workers.engine.pipeline import Engine
+from workers.engine.policy import PolicySettings
 
 GOALS: dict[str, tuple[str, float]] = {
     "ok_published": (">=", 0.95),
@@ -38,7 +38,7 @@ GOALS: dict[str, tuple[str, float]] = {
     "profanity_safe": (">=", 1.0),
 }
 YOUTUBE_TARGETS = {"Psy": 0.922, "KatyPerry": 0.853, "LMFAO": 0.938, "Eminem": 0.941, "Shakira": 0.958}
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
 @dataclass
@@ -256,7 +256,7 @@ def classify_stream(engine: Engine, lines_in: Iterable[str], out: TextIO) -> int
     return len(items)
 
 
-def main() -> None:  # pragma: no cover - convenience for `python -m workers.evaluation`
+def main() -> None:  # pragma: no cover - convenience for `python -m workers.engine.evaluation`
     import sys
 
     dev = evaluate_dev()

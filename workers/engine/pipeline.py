@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 import importlib
-import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from workers.filters.base import Context, Filter, Finding
-from workers.model import Model, default_model
-from workers.normalise import normalise
-from workers.policy import Decision, PolicySettings, decide
+from workers.engine.filters.base import Context, Filter, Finding
+from workers.engine.model import Model, default_model
+from workers.engine.normalise import normalise
+from workers.engine.policy import Decision, PolicySettings, decide
 
-log = logging.getLogger(__name__)
 
-# (module, class) of the filters every engine runs besides spam and profanity
-_OPTIONAL_FILTERS = (
-    ("workers.filters.medical", "MedicalFilter"),
-    ("workers.filters.self_harm", "SelfHarmFilter"),
-    ("workers.filters.harassment", "HarassmentFilter"),
+# (module, class) of the filters every engine runs besides spam and profanity. All are
+# mandatory: an engine without its self-harm filter would publish crises.
+REQUIRED_FILTERS = (
+    ("workers.engine.filters.medical", "MedicalFilter"),
+    ("workers.engine.filters.self_harm", "SelfHarmFilter"),
+    ("workers.engine.filters.harassment", "HarassmentFilter"),
 )
 _BACKUP_CATEGORIES = ("unsafe_medical", "harassment", "self_harm")
 
@@ -45,6 +44,22 @@ class Verdict:
     def published_body(self) -> str | None:
         return self.decision.published_body
 
+    @property
+    def categories(self) -> tuple[str, ...]:
+        return self.decision.categories
+
+    @property
+    def policy_version(self) -> str | None:
+        return self.decision.policy_version
+
+    @property
+    def masked_body(self) -> str | None:
+        return self.decision.masked_body
+
+    @property
+    def reason(self) -> str | None:
+        return self.decision.reason
+
     def to_json(self) -> dict[str, Any]:
         """{"action","priority","categories","published_body","findings","scores","policy_version"}."""
         d = self.decision
@@ -59,17 +74,28 @@ class Verdict:
         }
 
 
+class FilterUnavailable(RuntimeError):
+    """A mandatory filter cannot be loaded: the process must not moderate without it."""
+
+
+def required_filter_classes() -> list[type[Filter]]:
+    """The mandatory filters' classes; raises FilterUnavailable if one cannot be imported."""
+    classes: list[type[Filter]] = []
+    for module, cls in REQUIRED_FILTERS:
+        try:
+            classes.append(getattr(importlib.import_module(module), cls))
+        except Exception as exc:
+            raise FilterUnavailable(f"filter {module}.{cls} unavailable: {exc!r}") from exc
+    return classes
+
+
 def default_filters(model: Model | None) -> list[Filter]:
-    """Spam, profanity, and the medical/self-harm/harassment filters."""
-    from workers.filters.profanity import ProfanityFilter
-    from workers.filters.spam import SpamFilter
+    """Spam, profanity, and the medical/self-harm/harassment filters (all mandatory)."""
+    from workers.engine.filters.profanity import ProfanityFilter
+    from workers.engine.filters.spam import SpamFilter
 
     filters: list[Filter] = [SpamFilter(model=model), ProfanityFilter()]
-    for module, cls in _OPTIONAL_FILTERS:
-        try:
-            filters.append(getattr(importlib.import_module(module), cls)())
-        except Exception as exc:  # pragma: no cover - a broken optional filter must not stop moderation
-            log.error("filter %s.%s unavailable: %s", module, cls, exc)
+    filters.extend(cls() for cls in required_filter_classes())
     return filters
 
 
@@ -82,8 +108,9 @@ class Engine:
         self.model = model if model is not None else default_model()
         self.filters = list(filters) if filters is not None else default_filters(self.model)
 
-    def classify(self, body: str, author: str | None = None, context: Context | None = None) -> Verdict:
-        """Moderate one comment."""
+    def classify(self, body: str, author: str | None = None, context: Context | None = None,
+                 banned: bool = False) -> Verdict:
+        """Moderate one comment (`banned`: its author is banned on this site)."""
         ctx = context or Context(author=author)
         if author is not None and ctx.author is None:
             ctx = replace(ctx, author=author)
@@ -104,7 +131,7 @@ class Engine:
                 p = probs.get(cat, 0.0)
                 if p >= 0.2:
                     findings.append(Finding(cat, p, f"{cat}.{mid}", (), "learned model"))
-        decision = decide(findings, self.settings, body)
+        decision = decide(findings, self.settings, body, banned=banned)
         return Verdict(decision, tuple(findings), decision.scores)
 
     def classify_batch(self, items: Iterable[dict[str, Any]]) -> list[Verdict]:
@@ -117,3 +144,9 @@ class Engine:
             ctx = Context(author=it.get("author"), recent_duplicates=counts[key] - 1)
             out.append(self.classify(it["body"], it.get("author"), ctx))
         return out
+
+
+def error_verdict(exc: Exception) -> Verdict:
+    """A comment the engine cannot handle is held for a person, never retried forever."""
+    return Verdict(Decision("hold", "normal", ("error",), None, None, {}, None, "error"),
+                   (Finding("error", 1.0, "engine.error", (), type(exc).__name__),), {})

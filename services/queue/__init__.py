@@ -1,0 +1,1 @@
+"""What the API and the workers share: the task protocol and scripts, the sender, the send buffer."""

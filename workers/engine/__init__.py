@@ -1,0 +1,1 @@
+"""The moderation engine: normalise → filters → policy, pure (no Celery, Flask, SQLAlchemy, Redis)."""
