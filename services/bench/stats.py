@@ -60,6 +60,8 @@ TARGETS = (
     Target("e2e_p50_ms", "e2e p50 (ms)", "<=", 25.0),
     Target("e2e_p99_ms", "e2e p99 (ms)", "<=", 100.0),
     Target("classify_us_p50", "classify p50 (µs)", "<=", 500.0),
+    # Coral waits 200 ms for an external phase by default.
+    Target("coral_p99_ms", "Coral phase p99 (ms)", "<=", 200.0),
 )
 
 
@@ -99,6 +101,8 @@ ROWS = (
     ("e2e POST → visible, p99", "e2e_p99_ms", None, "e2e_p99_ms", "ms", 1),
     ("classify (filter chain), p50", "classify_us_p50", None, "classify_us_p50", "µs", 0),
     ("classify (filter chain), p99", "classify_us_p99", None, None, "µs", 0),
+    ("Coral phase at 50/s, p50", "coral_p50_ms", None, None, "ms", 1),
+    ("Coral phase at 50/s, p99", "coral_p99_ms", None, "coral_p99_ms", "ms", 1),
     ("peak RSS, API (gunicorn tree)", "rss_mb_api", None, None, "MB", 0),
     ("peak RSS, worker (celery tree)", "rss_mb_worker", None, None, "MB", 0),
 )

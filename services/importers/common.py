@@ -230,12 +230,16 @@ class Writer:
                        child.created_at >= self.started, Comment.parent_id.is_(None))).all()
             links = [{"_id": r.comment_id, "_parent": r.parent} for r in rows
                      if r.parent is not None and r.parent_article == r.article_id]
-            orphans = len(rows) - len(links)
+            elsewhere = sum(1 for r in rows if r.parent is not None and r.parent_article != r.article_id)
+            orphans = len(rows) - len(links) - elsewhere
             if links:
                 from sqlalchemy import bindparam
 
                 conn.execute(update(_COMMENTS).where(_COMMENTS.c.id == bindparam("_id"))
                              .values(parent_id=bindparam("_parent")), links)
+        if elsewhere:
+            self.summary.notes["reply whose parent is on another article: kept at the top "
+                               "of its own"] += elsewhere
         if orphans:
             self.summary.notes["reply to a post not imported (deleted, spam or missing): "
                                "kept at the top of its article"] += orphans
