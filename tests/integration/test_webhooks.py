@@ -292,3 +292,17 @@ def test_deliveries_have_their_own_queue(hook_settings):
     app = make_celery(hook_settings)
     routes = app.conf.task_routes
     assert routes["webhooks.*"]["queue"] == hook_settings.webhook_queue != hook_settings.queue_name
+
+
+def test_the_readme_receiver_snippet_verifies_our_signature():
+    from services.config import ROOT
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    snippet = text.split("```python\n", 1)[1].split("```", 1)[0]
+    scope: dict[str, Any] = {}
+    exec(snippet, scope)  # noqa: S102 - the README's own code, run as a receiver would
+    body = b'{"event":"comment.held","data":{"id":"c1"}}'
+    header = signing.signature(SECRET, int(time.time()), body)
+    assert scope["verify"](SECRET, header, body)
+    assert not scope["verify"](SECRET, header, body.replace(b"c1", b"c2"))
+    assert not scope["verify"](SECRET, signing.signature(SECRET, int(time.time()) - 3600, body), body)
