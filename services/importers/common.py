@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 from urllib.parse import urlsplit
 
-from sqlalchemy import Table, and_, insert, select, update
+from sqlalchemy import Table, and_, bindparam, insert, select, update
 from sqlalchemy.orm import aliased
 
 from ..comments.models import Article, Comment, Decision, Status, new_id, utcnow
@@ -214,29 +214,37 @@ class Writer:
         return int(article_id)
 
     def finish(self) -> Summary:
-        """Write what is left, then link replies to their parents (any order in the file)."""
+        """Write what is left, then link replies to their parents (any order in the file),
+        a page of replies at a time."""
         self.flush()
         child, parent = aliased(ImportedComment), aliased(ImportedComment)
         pc = aliased(Comment)
-        with self.db.writing() as conn:
-            rows = conn.execute(
-                select(child.comment_id, parent.comment_id.label("parent"),
-                       Comment.article_id, pc.article_id.label("parent_article"))
-                .join(Comment, Comment.id == child.comment_id)
-                .outerjoin(parent, and_(parent.source == child.source,
-                                        parent.external_id == child.external_parent_id))
-                .outerjoin(pc, pc.id == parent.comment_id)
-                .where(child.source == self.source, child.external_parent_id.is_not(None),
-                       child.created_at >= self.started, Comment.parent_id.is_(None))).all()
-            links = [{"_id": r.comment_id, "_parent": r.parent} for r in rows
-                     if r.parent is not None and r.parent_article == r.article_id]
-            elsewhere = sum(1 for r in rows if r.parent is not None and r.parent_article != r.article_id)
-            orphans = len(rows) - len(links) - elsewhere
-            if links:
-                from sqlalchemy import bindparam
-
-                conn.execute(update(_COMMENTS).where(_COMMENTS.c.id == bindparam("_id"))
-                             .values(parent_id=bindparam("_parent")), links)
+        orphans = elsewhere = 0
+        after = 0
+        while True:
+            with self.db.writing() as conn:
+                rows = conn.execute(
+                    select(child.id, child.comment_id, parent.comment_id.label("parent"),
+                           Comment.article_id, pc.article_id.label("parent_article"))
+                    .join(Comment, Comment.id == child.comment_id)
+                    .outerjoin(parent, and_(parent.source == child.source,
+                                            parent.external_id == child.external_parent_id))
+                    .outerjoin(pc, pc.id == parent.comment_id)
+                    .where(child.source == self.source, child.id > after,
+                           child.external_parent_id.is_not(None),
+                           child.created_at >= self.started, Comment.parent_id.is_(None))
+                    .order_by(child.id).limit(CHUNK * 4)).all()
+                if not rows:
+                    break
+                after = rows[-1].id
+                links = [{"_id": r.comment_id, "_parent": r.parent} for r in rows
+                         if r.parent is not None and r.parent_article == r.article_id]
+                away = sum(1 for r in rows if r.parent is not None and r.parent_article != r.article_id)
+                elsewhere += away
+                orphans += len(rows) - len(links) - away
+                if links:
+                    conn.execute(update(_COMMENTS).where(_COMMENTS.c.id == bindparam("_id"))
+                                 .values(parent_id=bindparam("_parent")), links)
         if elsewhere:
             self.summary.notes["reply whose parent is on another article: kept at the top "
                                "of its own"] += elsewhere
