@@ -164,3 +164,46 @@ def _object() -> dict[str, Any]:
         raise Invalid("The body must be a JSON object.",
                       errors=[{"field": "body", "message": "expected an object"}])
     return data
+
+
+def openapi_paths() -> dict[str, Any]:
+    """This blueprint's part of /openapi.json."""
+    problem = {"$ref": "#/components/responses/Problem"}
+    sec: list[dict[str, list[str]]] = [{"bearer": []}]
+    auth = {"401": problem, "403": problem, "404": problem, "422": problem, "429": problem}
+    obj = {"description": "JSON", "content": {"application/json": {"schema": {"type": "object"}}}}
+    ident = {"name": "endpoint_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+    hook_in = {"required": True, "content": {"application/json": {"schema": WebhookIn.model_json_schema()}}}
+    patch_in = {"required": True, "content": {"application/json": {"schema": WebhookPatch.model_json_schema()}}}
+    return {
+        "/v1/integrations/coral": {"post": {
+            "summary": "Coral Talk's external moderation phase (X-Coral-Signature over the body)",
+            "operationId": "coralPhase",
+            "parameters": [{"name": "X-Coral-Signature", "in": "header", "schema": {"type": "string"}}],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}},
+            "responses": {"200": obj, "204": {"description": "No opinion in time"},
+                          "400": problem, "401": problem, "404": problem, "413": problem,
+                          "415": problem, "422": problem}}},
+        "/v1/moderation/coral/decisions": {"get": {
+            "summary": "What Coral was told, newest first", "operationId": "coralDecisions",
+            "security": sec, "responses": {"200": obj, **auth}}},
+        "/v1/admin/webhooks": {
+            "get": {"summary": "Webhook endpoints", "operationId": "listWebhooks", "security": sec,
+                    "responses": {"200": obj, **auth}},
+            "post": {"summary": "Register a webhook endpoint", "operationId": "createWebhook",
+                     "security": sec, "requestBody": hook_in,
+                     "responses": {"201": obj, "400": problem, "415": problem, **auth}}},
+        "/v1/admin/webhooks/{endpoint_id}": {
+            "parameters": [ident],
+            "get": {"summary": "One endpoint", "operationId": "getWebhook", "security": sec,
+                    "responses": {"200": obj, **auth}},
+            "patch": {"summary": "Change or re-enable an endpoint", "operationId": "updateWebhook",
+                      "security": sec, "requestBody": patch_in,
+                      "responses": {"200": obj, "400": problem, "415": problem, **auth}},
+            "delete": {"summary": "Delete an endpoint and its log", "operationId": "deleteWebhook",
+                       "security": sec, "responses": {"204": {"description": "Deleted"}, **auth}}},
+        "/v1/admin/webhooks/{endpoint_id}/deliveries": {
+            "parameters": [ident],
+            "get": {"summary": "The endpoint's delivery log", "operationId": "webhookDeliveries",
+                    "security": sec, "responses": {"200": obj, **auth}}},
+    }
