@@ -1,11 +1,7 @@
 # The commands README names. Each creates .venv and installs what it needs first.
 # The interpreter the virtual environment is made from: Debian's python3.11 where it can make
-# one, else python3. Debian builds it with profile-guided and link-time optimisation and links
-# the interpreter statically, as the python:3.11-slim image the Dockerfile deploys on is built;
-# in interleaved `make bench` runs here a pyenv build (shared libpython, no PGO) had a higher
-# end-to-end p50 in all four pairs, a filter chain 7-20% slower in three, and served 11% fewer
-# POSTs a second where that was recorded (README, Performance). `make clean` first to move an
-# existing .venv to another interpreter.
+# one (optimised and static, as the python:3.11-slim image is built; measurably faster than a
+# pyenv build, see docs/performance.md), else python3. `make clean` first to switch.
 PYTHON ?= $(shell for p in /usr/bin/python3.11 python3; do \
   "$$p" -c 'import ensurepip, sys, venv; sys.exit(sys.version_info[:2] < (3, 11))' 2>/dev/null \
   && { echo "$$p"; exit; }; done; echo python3)
@@ -39,8 +35,9 @@ test: install browser-deps
 test-long: install
 	$(BIN)/python -m pytest -q -m long $(PYTEST_ARGS)
 
+# Prints the quality table and writes var/quality.md; `make docs` copies it into README.
 eval: install
-	$(BIN)/triage eval --input ../shared/data/dev_comments.jsonl --youtube ../shared/data/youtube-spam --write-readme
+	$(BIN)/triage eval --input ../shared/data/dev_comments.jsonl --youtube ../shared/data/youtube-spam
 
 # Known vulnerabilities in the installed dependencies (PyPI's advisory data).
 audit: install
@@ -50,20 +47,22 @@ audit: install
 # Pyflakes-level checks (unused imports, undefined names, syntax errors), and the type hints
 # of everything outside tests checked by mypy (pinned: a new release may judge differently).
 lint: install
-	$(BIN)/ruff check --select F,E9 services workers tests
-	$(BIN)/mypy services workers
+	$(BIN)/ruff check --select F,E9 services workers bench tests
+	$(BIN)/mypy services workers bench
 
+# README's generated tables: settings, and what the last `make eval` / `make bench` left in var/.
 docs: install
 	$(BIN)/triage docs
 
-# `wrk` from Debian's packages when missing (root only; otherwise a built-in Python client).
+# Prints its table and writes var/ (bench.json, performance*.md); `make docs` copies the table
+# into README. `wrk` from Debian's packages when missing (root only; otherwise a built-in Python client).
 bench: install
 	@command -v wrk >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; } \
 	      || echo "bench: could not install wrk; using the built-in Python load generator"; \
 	  else echo "bench: wrk missing and not root; using the built-in Python load generator"; fi; }
-	$(BIN)/python -m services.bench $(BENCH_ARGS)
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

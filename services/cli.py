@@ -253,8 +253,9 @@ def train(input_: TextIO) -> None:
               help="Labelled JSONL (format of LABELS.md).")
 @click.option("--youtube", type=click.Path(exists=True, file_okay=False), default=None,
               help="Folder of the YouTube Spam Collection CSV files.")
-@click.option("--write-readme", is_flag=True, help="Write the quality table into README.md.")
-def eval_(input_: str | None, youtube: str | None, write_readme: bool) -> None:
+@click.option("--write-docs", "--write-readme", "write_docs", is_flag=True,
+              help="Also write the quality table into README.md (otherwise only var/quality.md).")
+def eval_(input_: str | None, youtube: str | None, write_docs: bool) -> None:
     """Per-label outcomes, the policy's metrics and speed; YouTube MCC per video."""
     from workers.engine import evaluation
 
@@ -269,10 +270,14 @@ def eval_(input_: str | None, youtube: str | None, write_readme: bool) -> None:
         yt = evaluation.evaluate_youtube(Path(youtube))
     text = evaluation.render_markdown(dev, yt)
     click.echo(text)
-    if write_readme:
-        from .readme import replace_section
+    # `make docs` (or --write-docs) copies it into README; a plain run changes no tracked file.
+    var = Path("var")
+    var.mkdir(exist_ok=True)
+    (var / "quality.md").write_text(text.strip() + "\n", encoding="utf-8")
+    if write_docs:
+        from .readme import write_table
 
-        replace_section("quality", text)
+        write_table("quality", text)
         click.echo("README quality table updated", err=True)
 
 
@@ -327,12 +332,17 @@ def export_(article: str | None, fmt: str, output: TextIO) -> None:
 
 @cli.command()
 def docs() -> None:
-    """Regenerate the README's settings table from the settings definition."""
+    """Write README's generated tables: settings (from their definition), and the quality and
+    performance tables the last `make eval` and `make bench` left in var/."""
     from .config import settings_table
-    from .readme import replace_section
+    from .readme import write_table
 
-    replace_section("settings", settings_table())
+    write_table("settings", settings_table())
     click.echo("README settings table updated", err=True)
+    for path in sorted(Path("var").glob("*.md")):
+        if path.stem == "quality" or path.stem.startswith("performance"):
+            for out in write_table(path.stem, path.read_text(encoding="utf-8")):
+                click.echo(f"{out.name}: {path.stem} table updated from {path}", err=True)
 
 
 def main() -> None:

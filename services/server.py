@@ -48,7 +48,7 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         # One request at a time per process, and the connection closed after each answer: sync
         # workers ignore keep-alive (a reverse proxy in front can keep it with clients).
         # Threaded workers (2 x 4 threads, on PostgreSQL) served a trivial post a third faster
-        # over kept-alive connections and a comment about a tenth faster (README, Performance).
+        # over kept-alive connections and a comment about a tenth faster (docs/performance.md).
         "worker_class": "sync",
         "timeout": 30,
         "graceful_timeout": 10,

@@ -16,10 +16,9 @@ from ..db import Database
 from ..integrations.coral import SIGNATURE_HEADER, CoralDecisions, CoralPhase, parse_secrets
 from ..webhooks.sender import DeliverySender
 from ..webhooks.service import Policy, WebhookService
-from .moderation import AuthError, _auth_error, body_json, parse, require
+from .moderation import body_json, parse, require
 
 bp = Blueprint("integrations", __name__)
-bp.register_error_handler(AuthError, _auth_error)
 
 
 class WebhookIn(BaseModel):

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 from ..comments.errors import Invalid
 from ..comments.moderation import ModerationService, Principal
 from .limits import auth_failures_limit, limiter
-from .problems import problem, validation_errors
+from .problems import ApiProblem, forbidden, unauthorized, validation_errors
 from .schemas import BanIn, BulkIn, DecisionIn, ListIn, QueueQuery
 
 bp = Blueprint("moderation", __name__)
@@ -25,19 +25,6 @@ def moderation() -> ModerationService:
     return current_app.extensions["triage.moderation"]  # type: ignore[no-any-return]
 
 
-class AuthError(Exception):
-    def __init__(self, status: int, detail: str) -> None:
-        self.status, self.detail = status, detail
-
-
-@bp.errorhandler(AuthError)
-def _auth_error(exc: AuthError) -> Response:
-    if exc.status == 401:
-        return problem(401, "Unauthorized", exc.detail, "unauthorized",
-                       headers={"WWW-Authenticate": 'Bearer realm="triage"'})
-    return problem(403, "Forbidden", exc.detail, "forbidden")
-
-
 def require(role: str) -> Callable[[F], F]:
     """Bearer key with `role` (admin may do everything a moderator may)."""
 
@@ -47,12 +34,12 @@ def require(role: str) -> Callable[[F], F]:
             header = request.headers.get("Authorization", "")
             scheme, _, token = header.partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
-                raise AuthError(401, "Send Authorization: Bearer <key>.")
+                raise unauthorized("Send Authorization: Bearer <key>.")
             who = moderation().authenticate(token.strip())
             if who is None:
-                raise AuthError(401, "Unknown or revoked key.")
+                raise unauthorized("Unknown or revoked key.")
             if role == "admin" and who.role != "admin":
-                raise AuthError(403, "This needs an admin key.")
+                raise forbidden("This needs an admin key.")
             g.principal = who
             return fn(*args, **kwargs)
 
@@ -100,23 +87,14 @@ def comment(comment_id: str) -> Response:
 def _if_match() -> int:
     raw = request.headers.get("If-Match")
     if raw is None:
-        raise _Precondition()
+        raise ApiProblem(428, "Precondition required",
+                         "Send If-Match with the version you reviewed, so no decision overwrites "
+                         "another.", "precondition-required")
     m = re.fullmatch(r'\s*(?:W/)?"?(\d+)"?\s*', raw)
     if not m:
         raise Invalid("If-Match must carry the comment's version.",
                       errors=[{"field": "If-Match", "message": "expected a version number"}])
     return int(m.group(1))
-
-
-class _Precondition(Exception):
-    pass
-
-
-@bp.errorhandler(_Precondition)
-def _precondition(_: _Precondition) -> Response:
-    return problem(428, "Precondition required",
-                   "Send If-Match with the version you reviewed, so no decision overwrites another.",
-                   "precondition-required")
 
 
 @bp.post("/v1/moderation/comments/<comment_id>/decision")

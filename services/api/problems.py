@@ -23,10 +23,34 @@ DOMAIN_STATUS: dict[type[DomainError], tuple[int, str]] = {
 }
 
 
+class ApiProblem(Exception):
+    """An HTTP-level problem raised by a view (auth, content type, preconditions); turned into
+    problem+json by the one handler in `register`, beside the domain's errors."""
+
+    def __init__(self, status: int, title: str, detail: str, slug: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.status, self.title, self.detail = status, title, detail
+        self.slug = slug or title.lower().replace(" ", "-")
+        self.headers = headers or {}
+
+
+def unauthorized(detail: str) -> ApiProblem:
+    """401 with the Bearer challenge."""
+    return ApiProblem(401, "Unauthorized", detail, "unauthorized",
+                      headers={"WWW-Authenticate": 'Bearer realm="triage"'})
+
+
+def forbidden(detail: str) -> ApiProblem:
+    """403: a valid key without the role."""
+    return ApiProblem(403, "Forbidden", detail, "forbidden")
+
+
 def problem(
     status: int, title: str, detail: str, slug: str, errors: list[dict[str, str]] | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response:
+    """An RFC 9457 problem+json response."""
     body: dict[str, Any] = {
         "type": PROBLEM_BASE + slug,
         "title": title,
@@ -43,6 +67,7 @@ def problem(
 
 
 def validation_errors(exc: ValidationError, prefix: str = "") -> list[dict[str, str]]:
+    """Pydantic's errors as problem+json `errors` entries (field, message)."""
     out = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"]) or "body"
@@ -52,6 +77,10 @@ def validation_errors(exc: ValidationError, prefix: str = "") -> list[dict[str, 
 
 def register(app: Flask) -> None:
     """Install the handlers; no HTML error page can leave this app."""
+
+    @app.errorhandler(ApiProblem)
+    def _api(exc: ApiProblem) -> Response:
+        return problem(exc.status, exc.title, exc.detail, exc.slug, headers=exc.headers)
 
     @app.errorhandler(DomainError)
     def _domain(exc: DomainError) -> Response:

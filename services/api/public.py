@@ -12,9 +12,10 @@ from redis.exceptions import RedisError
 from ..cache import ReadCache
 from ..comments.errors import Invalid
 from ..comments.models import Status
-from ..comments.service import CommentService, NewComment, _iso
+from ..comments.service import CommentService
+from ..comments.shapes import NewComment, iso
 from .limits import author_key, limited, limiter, post_author_limit, post_ip_limit, reports_limit
-from .problems import problem, validation_errors
+from .problems import ApiProblem, validation_errors
 from .schemas import CommentIn, ListQuery, ReportIn
 
 bp = Blueprint("public", __name__)
@@ -27,25 +28,14 @@ def service() -> CommentService:
 def json_body() -> Any:
     """The request's JSON, or the right problem: 415 for another type, 400 for broken JSON."""
     if not request.mimetype or request.mimetype != "application/json":
-        raise _Problem(415, "Unsupported media type", "Send the body as application/json.")
+        raise ApiProblem(415, "Unsupported media type", "Send the body as application/json.")
     try:
         data = request.get_json(silent=True)
     except RecursionError:  # absurdly deep nesting: not JSON we will read
         data = None
     if data is None:
-        raise _Problem(400, "Malformed JSON", "The body is not valid JSON.")
+        raise ApiProblem(400, "Malformed JSON", "The body is not valid JSON.")
     return data
-
-
-class _Problem(Exception):
-    def __init__(self, status: int, title: str, detail: str) -> None:
-        self.status, self.title, self.detail = status, title, detail
-
-
-@bp.errorhandler(_Problem)
-def _problem(exc: _Problem) -> Response:
-    slug = exc.title.lower().replace(" ", "-")
-    return problem(exc.status, exc.title, exc.detail, slug)
 
 
 @bp.post("/v1/articles/<slug>/comments")
@@ -88,8 +78,8 @@ def get_comment(comment_id: str) -> Response:
         "article": slug,
         # A reported comment is, for its author, simply awaiting a moderator again.
         "status": Status.HELD if comment.status == Status.REPORTED else comment.status,
-        "created_at": _iso(comment.created_at),
-        "decided_at": _iso(comment.decided_at),
+        "created_at": iso(comment.created_at),
+        "decided_at": iso(comment.decided_at),
     }
     if comment.status == Status.HELD and "self_harm" in (comment.categories or []):
         settings = current_app.extensions["triage.settings"]

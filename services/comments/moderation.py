@@ -33,7 +33,8 @@ from .models import (
     decided,
     utcnow,
 )
-from .service import CommentService, _aware, _iso, salted_hash, transition
+from .service import CommentService, transition
+from .shapes import aware, iso, salted_hash
 
 ACTIONS = {"approve": Status.APPROVED, "reject": Status.REJECTED, "hold": Status.HELD}
 ROLES = ("moderator", "admin")
@@ -43,7 +44,7 @@ LABELS = {"ok", "spam", "profanity", "unsafe_medical", "self_harm", "harassment"
 REPORT_LABEL = {"spam": "spam", "abuse": "harassment", "misinformation": "unsafe_medical",
                 "self_harm": "self_harm"}
 
-# Asked for every batch the worker moderates, so built once (see service._BATCH_ROWS).
+# Asked for every batch the worker moderates, so built once (see repository.BATCH_ROWS).
 _BANS_AMONG = select(AuthorBan.author_ref, AuthorBan.until).where(
     AuthorBan.author_ref.in_(bindparam("refs", expanding=True)), AuthorBan.lifted_at.is_(None))
 
@@ -97,7 +98,7 @@ def hash_key(key: str) -> str:
 
 
 def _cursor(c: Comment) -> str:
-    raw = json.dumps([c.rank, _iso(c.created_at), c.id]).encode()
+    raw = json.dumps([c.rank, iso(c.created_at), c.id]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -232,8 +233,8 @@ class ModerationService:
             "policy_version": c.policy_version,
             "report_count": c.report_count,
             "version": c.version,
-            "created_at": _iso(c.created_at),
-            "decided_at": _iso(c.decided_at),
+            "created_at": iso(c.created_at),
+            "decided_at": iso(c.decided_at),
         }
 
     def detail(self, comment_id: str) -> dict[str, Any]:
@@ -246,7 +247,7 @@ class ModerationService:
             rows = s.scalars(select(Decision).where(Decision.comment_id == c.id)
                              .order_by(Decision.comment_version))
             out["history"] = [
-                {"at": _iso(d.created_at), "actor": d.actor, "action": d.action,
+                {"at": iso(d.created_at), "actor": d.actor, "action": d.action,
                  "from": d.from_status, "to": d.to_status, "reason": d.reason,
                  "policy_version": d.policy_version}
                 for d in rows
@@ -311,7 +312,7 @@ class ModerationService:
     def ban(self, ref: str, actor: str, until: dt.datetime | None, reason: str | None) -> dict[str, Any]:
         with self.db.session() as s:
             s.add(AuthorBan(author_ref=ref, actor=actor, until=until, reason=reason))
-        return {"author_ref": ref, "banned": True, "until": _iso(until)}
+        return {"author_ref": ref, "banned": True, "until": iso(until)}
 
     def unban(self, ref: str, actor: str) -> dict[str, Any]:
         now = utcnow()
@@ -328,7 +329,7 @@ class ModerationService:
         with self.db.session() as s:
             for ban in s.scalars(select(AuthorBan).where(AuthorBan.author_ref == ref,
                                                          AuthorBan.lifted_at.is_(None))):
-                until = _aware(ban.until)
+                until = aware(ban.until)
                 if until is None or until > now:
                     return True
         return False
@@ -345,7 +346,7 @@ class ModerationService:
         now = utcnow()
         with self._reading(s) as s:
             rows = s.execute(_BANS_AMONG, {"refs": list(refs)}).all()
-        return {ref for ref, until in rows if until is None or _aware(until) > now}  # type: ignore[operator]
+        return {ref for ref, until in rows if until is None or aware(until) > now}  # type: ignore[operator]
 
     def trusted_among(self, refs: set[str], s: Session | Connection | None = None) -> set[str]:
         """Which of these authors have N approved comments and none rejected."""
@@ -403,7 +404,7 @@ class ModerationService:
             row = s.get(ModerationList, name)
             return {"name": name, "items": list(row.items) if row else [],
                     "version": row.version if row else 0,
-                    "updated_at": _iso(row.updated_at) if row else None}
+                    "updated_at": iso(row.updated_at) if row else None}
 
     def put_list(self, name: str, items: list[str], actor: str) -> dict[str, Any]:
         self._check_list(name)
@@ -431,7 +432,7 @@ class ModerationService:
         self._check_list(name)
         with self.db.session() as s:
             rows = s.scalars(select(ListChange).where(ListChange.name == name).order_by(ListChange.id))
-            return [{"at": _iso(r.created_at), "actor": r.actor, "before": r.before, "after": r.after}
+            return [{"at": iso(r.created_at), "actor": r.actor, "before": r.before, "after": r.after}
                     for r in rows]
 
     @staticmethod

@@ -2,34 +2,39 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any, cast
 
 from sqlalchemy import (
-    JSON, Integer, Table, any_, bindparam, column, delete, func, insert, select, update,
+    delete, func, insert, select,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.engine import Connection, CursorResult, Row
+from sqlalchemy.engine import Connection, CursorResult
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.elements import ColumnClause
-from sqlalchemy.sql.selectable import TableValuedAlias
 
 from ..db import Database, RowInsert
 from ..events import Event, Publisher, publish_many
 from . import repository as repo
 from .errors import Invalid, NotFound
-from .shapes import EngineVerdict
+from .shapes import (
+    Accepted,
+    EngineVerdict,
+    NewComment,
+    author_ref,
+    aware,
+    decode_cursor,
+    encode_cursor,
+    public_view,
+    salted_hash,
+)
+from .transitions import event_payload, plan_transition
 from .models import (
     ACTION_TO_STATUS,
-    PRIORITY_RANK,
     Article,
     Comment,
     Decision,
@@ -49,163 +54,8 @@ Dispatch = Callable[[str, str | None, Sequence[Event]], None]
 IDEMPOTENCY_SECONDS = 24 * 3600
 
 
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.timezone.utc)
-    return value
-
-
-@dataclass(frozen=True)
-class Accepted:
-    """What the commenter is told about a stored comment."""
-
-    id: str
-    status: str
-
-
-# Declarative classes type their __table__ as any FromClause; these two are Tables.
-_DECISIONS = cast(Table, Decision.__table__)
-_INSERT_DECISION = insert(_DECISIONS)
-
-
-# The worker's statements, built once: building a statement with a dozen parameters costs
-# SQLAlchemy more (its cache key) than SQLite takes to run it for a lone comment.
-_COMMENTS = cast(Table, Comment.__table__)
-# By id alone, the status checked in Python: given `status = 'pending'` too, SQLite walks the
-# (status, created_at) index through every pending comment instead of looking the ids up, so
-# each batch cost as much as the whole backlog (in a benchmark run, 11.6 ms instead of 1.8).
-_BATCH_ROWS = (
-    select(*_COMMENTS.c, Article.slug)
-    .join(Article, Article.id == _COMMENTS.c.article_id)
-    .where(_COMMENTS.c.id.in_(bindparam("ids", expanding=True)))
-)
-# What an engine decision writes on the row: the engine's findings and the state change.
-_ENGINE_UPDATE_KEYS = ("findings", "scores", "policy_version", "masked_body", "published_body",
-                       "status", "priority", "rank", "categories", "decided_at", "version",
-                       "_id", "_version")
-_ENGINE_UPDATE = (
-    update(_COMMENTS)
-    .where(_COMMENTS.c.id == bindparam("_id"), _COMMENTS.c.version == bindparam("_version"),
-           _COMMENTS.c.status == Status.PENDING)
-    .values({k: bindparam(k) for k in _ENGINE_UPDATE_KEYS if not k.startswith("_")})
-)
-
-
-# On PostgreSQL the same UPDATE for a whole batch in one statement, its rows passed as one JSON
-# array. Run row by row (pipelined by the driver), each execution was planned afresh (custom
-# plans, see db.make_engine) and started the executor once: 2,000 comments in batches of 250
-# took 1,215-1,540 ms that way and 1,060-1,150 ms this way (three interleaved pairs). SQLite
-# runs the executemany above in its own process, where a statement per row costs no round
-# trip, and it has no json_to_recordset.
-def _json_recordset(name: str, *columns: ColumnClause[Any]) -> TableValuedAlias:
-    """PostgreSQL: the JSON array bound as `rows`, read as a table `name` of these typed
-    columns (see `_json_rows`)."""
-    return (func.json_to_recordset(bindparam("rows", type_=JSON)).table_valued(*columns)
-            .render_derived(name=name, with_types=True))
-
-
-def _json_rows(rows: list[dict[str, Any]], time_key: str) -> list[dict[str, Any]]:
-    """Rows for `_json_recordset`: the time as ISO text, which keeps its zone."""
-    return [{**r, time_key: r[time_key].isoformat()} for r in rows]
-
-
-_ENGINE_ROWS = _json_recordset(
-    "v", column("_id", _COMMENTS.c.id.type), column("_version", Integer),
-    *(column(k, _COMMENTS.c[k].type) for k in _ENGINE_UPDATE_KEYS if not k.startswith("_")))
-_ENGINE_UPDATE_SET = (
-    update(_COMMENTS)
-    # By id and version only. Every change of status bumps the version (see plan_transition)
-    # and only rows read as pending are written, so the version alone says the row is as it
-    # was read; asked for `status = 'pending'` too, PostgreSQL walked the status index, which
-    # without VACUUM keeps an entry for every comment that was ever pending (29,000 for
-    # 2,000 pending), and took 9-27 ms for a batch of 250 where the primary key takes 1.4.
-    # The ids come twice, the second time as an array the planner can count: it takes
-    # json_to_recordset for a hundred rows whatever it holds, and on a table without
-    # statistics it joined a batch of one through every pending comment (4.4 ms, and 7-9 ms
-    # of the server's CPU per comment at 200 a second) instead of looking it up (0.2 ms).
-    .where(_COMMENTS.c.id == _ENGINE_ROWS.c._id, _COMMENTS.c.version == _ENGINE_ROWS.c._version,
-           _COMMENTS.c.id == any_(bindparam("ids", type_=ARRAY(_COMMENTS.c.id.type))))
-    .values({k: _ENGINE_ROWS.c[k] for k in _ENGINE_UPDATE_KEYS if not k.startswith("_")})
-)
-
-
-# The batch's decisions, on PostgreSQL likewise one statement: run row by row (pipelined by the
-# driver) the INSERT cost the worker 33-41 us of CPU per comment, building and sending 250
-# executions; as one JSON array, 14-17 us (2,000 comments in batches of 250, four interleaved
-# pairs). (SQLite runs the executemany in its own process, with no round trip to save.)
-_DECISION_KEYS = tuple(c.key for c in _DECISIONS.c if c.key != "id")
-_DECISION_ROWS = _json_recordset(
-    "d", *(column(k, _DECISIONS.c[k].type) for k in _DECISION_KEYS))
-_INSERT_DECISIONS_SET = insert(_DECISIONS).from_select(
-    list(_DECISION_KEYS), select(*(_DECISION_ROWS.c[k] for k in _DECISION_KEYS)))
-
-
-def _insert_decisions(conn: Connection, decisions: list[dict[str, Any]]) -> None:
-    """Append the batch's decisions (the unique (comment, version) constraint refuses all of
-    them if it refuses one, as the transaction around them would)."""
-    if conn.dialect.name != "postgresql":
-        conn.execute(_INSERT_DECISION, decisions)
-        return
-    conn.execute(_INSERT_DECISIONS_SET, {"rows": _json_rows(decisions, "created_at")})
-
-
-def _engine_update(conn: Connection, updates: list[dict[str, Any]]) -> int:
-    """Write the engine's rows; returns how many matched (-1: the driver cannot tell)."""
-    if conn.dialect.name != "postgresql":
-        return conn.execute(_ENGINE_UPDATE, updates).rowcount
-    return conn.execute(_ENGINE_UPDATE_SET, {"rows": _json_rows(updates, "decided_at"),
-                                             "ids": [u["_id"] for u in updates]}).rowcount
-
-
 class _Changed(Exception):
     """A comment changed between being read and being written: retry one by one."""
-
-
-@dataclass(frozen=True, slots=True)
-class NewComment:
-    author: str
-    body: str
-    email: str | None = None
-    parent_id: str | None = None
-
-
-def _iso(value: dt.datetime | None) -> str | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:  # SQLite hands back naive datetimes; they were stored as UTC
-        value = value.replace(tzinfo=dt.timezone.utc)
-    return value.isoformat().replace("+00:00", "Z")
-
-
-def encode_cursor(comment: Comment | Row[Any]) -> str:
-    raw = json.dumps([_iso(comment.created_at), comment.id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[dt.datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        at, cid = json.loads(raw)
-        parsed = dt.datetime.fromisoformat(at.replace("Z", "+00:00"))
-        if not isinstance(cid, str):
-            raise ValueError
-    except (ValueError, TypeError, json.JSONDecodeError) as exc:
-        raise Invalid(
-            "The cursor is not one this API handed out.",
-            errors=[{"field": "cursor", "message": "malformed cursor"}],
-        ) from exc
-    return parsed, cid
-
-
-def public_view(c: Comment | Row[Any]) -> dict[str, Any]:
-    """What readers may see: never an email, an IP, a status or the unmasked body."""
-    return {
-        "id": c.id,
-        "author": c.author,
-        "body": c.published_body if c.published_body is not None else c.body,
-        "created_at": _iso(c.created_at),
-        "parent_id": c.parent_id,
-    }
 
 
 class CommentService:
@@ -225,7 +75,7 @@ class CommentService:
         self.publisher = publisher
         self.salt = salt
         self._article_ids: dict[str, int] = {}
-        self._insert_comment = RowInsert(_COMMENTS, db.engine.dialect)
+        self._insert_comment = RowInsert(repo.COMMENTS_TABLE, db.engine.dialect)
 
     def hash_ref(self, kind: str, value: str) -> str:
         """Salted hash identifying an author or reporter without keeping who they are."""
@@ -283,7 +133,7 @@ class CommentService:
         window = utcnow() - dt.timedelta(seconds=IDEMPOTENCY_SECONDS)
         with self.db.session() as s:
             row = s.get(IdempotencyKey, key_hash)
-            if row is None or _aware(row.created_at) < window:  # type: ignore[operator]
+            if row is None or aware(row.created_at) < window:  # type: ignore[operator]
                 return None
             if row.fingerprint != fingerprint:
                 raise Invalid(
@@ -459,20 +309,20 @@ class CommentService:
                 slug=slug,
             )
             values = {**engine_values, **change.comment, "_id": row.id, "_version": row.version}
-            updates.append({k: values[k] for k in _ENGINE_UPDATE_KEYS})
+            updates.append({k: values[k] for k in repo.ENGINE_UPDATE_KEYS})
             decisions.append(change.decision)
             events += change.events
             decided.append(row.id)
         if updates:
             with self.db.writing() as s:
-                _insert_decisions(s, decisions)
-                if _engine_update(s, updates) not in (-1, len(updates)):  # a row changed since it was read
+                repo.insert_decisions(s, decisions)
+                if repo.engine_update(s, updates) not in (-1, len(updates)):  # a row changed since it was read
                     raise _Changed()
         return decided, events
 
     @staticmethod
     def _pending_rows(s: Session | Connection, ids: list[str]) -> list[tuple[Any, str]]:
-        rows = s.execute(_BATCH_ROWS, {"ids": ids}).all()
+        rows = s.execute(repo.BATCH_ROWS, {"ids": ids}).all()
         return [(row, row.slug) for row in rows if row.status == Status.PENDING]
 
     def pending_batch(self, ids: list[str], s: Session | Connection | None = None) -> list[tuple[Any, str]]:
@@ -555,73 +405,6 @@ class CommentService:
             log.warning("event publish failed", extra={"events": len(events)})
 
 
-def event_payload(comment_id: str, slug: str, status: str, priority: str,
-                  categories: Iterable[str]) -> dict[str, Any]:
-    """What every comment event carries: never the body, the author or anything private."""
-    return {"id": comment_id, "article": slug, "status": status, "priority": priority,
-            "categories": list(categories)}
-
-
-STATUS_EVENT = {
-    Status.APPROVED: "comment.published",
-    Status.HELD: "comment.held",
-    Status.REJECTED: "comment.rejected",
-    Status.REPORTED: "comment.reported",
-}
-
-
-@dataclass(frozen=True)
-class Change:
-    """What one state change writes: the comment's new column values, its Decision row, and
-    the events to publish once the transaction has committed."""
-
-    comment: dict[str, Any]
-    decision: dict[str, Any]
-    events: list[Event]
-
-
-def plan_transition(
-    c: Any,
-    *,
-    actor: str,
-    action: str,
-    to_status: str,
-    reason: str | None,
-    priority: str | None = None,
-    categories: list[str] | None = None,
-    policy_version: str | None = None,
-    slug: str,
-) -> Change:
-    """The one definition of a state change, as data: a Decision appended for the comment's
-    current version, the row moved to `to_status`, the version bumped. `c` is the comment as
-    it is now (an ORM object or any object with its attributes); nothing is written here."""
-    new_priority = priority if priority is not None else c.priority
-    rank = PRIORITY_RANK.get(new_priority, 1) if priority is not None else c.rank
-    new_categories = list(categories if categories is not None else (c.categories or []))
-    published = c.published_body
-    if to_status == Status.APPROVED and published is None:
-        # Approving publishes the masked text wherever the engine masked it.
-        published = c.masked_body if c.masked_body is not None else c.body
-    now = utcnow()
-    comment = {"status": to_status, "priority": new_priority, "rank": rank,
-               "categories": new_categories, "published_body": published, "decided_at": now,
-               "version": c.version + 1}
-    decision = {
-        "comment_id": c.id, "comment_version": c.version, "actor": actor, "action": action,
-        "from_status": c.status, "to_status": to_status, "reason": reason,
-        "priority": new_priority, "categories": list(new_categories),
-        "findings": list(c.findings or []), "scores": dict(c.scores or {}),
-        "policy_version": policy_version or c.policy_version, "created_at": now,
-    }
-    payload = event_payload(c.id, slug, to_status, new_priority, new_categories)
-    events: list[Event] = [(STATUS_EVENT[to_status], payload)]
-    if to_status == Status.HELD and new_priority == "urgent":
-        events.append(("comment.urgent", dict(payload)))
-    if c.status == Status.APPROVED and to_status != Status.APPROVED:
-        events.append(("comment.unpublished", dict(payload)))  # readers no longer see it
-    return Change(comment, decision, events)
-
-
 def transition(
     s: Session,
     c: Comment,
@@ -651,14 +434,3 @@ def transition(
     return change.events
 
 
-def salted_hash(salt: str, kind: str, value: str) -> str:
-    return hashlib.sha256(f"{salt}\x00{kind}\x00{value}".encode()).hexdigest()
-
-
-def author_ref(salt: str, email: str | None, ip: str | None) -> str | None:
-    """Authors are known by a salted hash of their email, else of their IP."""
-    if email:
-        return salted_hash(salt, "email", email.strip().lower())
-    if ip:
-        return salted_hash(salt, "ip", ip)
-    return None

@@ -19,7 +19,7 @@ from sqlalchemy import Table, and_, bindparam, insert, select, update
 from sqlalchemy.orm import aliased
 
 from ..comments.models import Article, Comment, Decision, Status, new_id, utcnow
-from ..comments.service import author_ref
+from ..comments.shapes import author_ref
 from ..db import Database
 from ..integrations.models import ImportedComment
 from ..integrations.text import html_to_text

@@ -48,7 +48,7 @@ def all_decided(service, ids) -> bool:  # type: ignore[no-untyped-def]
 
 
 def submit_many(service, n: int, prefix: str) -> list[str]:  # type: ignore[no-untyped-def]
-    from services.comments.service import NewComment
+    from services.comments.shapes import NewComment
 
     bodies = ["Thanks for the balanced piece on {}.", "My clinic visit {} went fine, no issues.",
               "Is session {} covered by insurance?", "Buy cheap ketamine now, DM @kshop{}"]

@@ -194,7 +194,7 @@ def test_bans_and_trust(client, service, mod, keys):
 
 
 def test_standing_of_many_authors_is_read_at_once(client, service, mod):
-    from services.comments.service import author_ref
+    from services.comments.shapes import author_ref
 
     def author(name, approved, rejected=0, held=0):  # type: ignore[no-untyped-def]
         email = f"{name}@example.org"
@@ -310,7 +310,7 @@ def test_a_small_batch_reads_and_writes_a_few_rows_on_a_table_without_statistics
     from sqlalchemy import text
 
     from services.comments.models import utcnow
-    from services.comments.service import _engine_update
+    from services.comments.repository import engine_update as _engine_update
 
     if service.db.engine.dialect.name != "postgresql":
         pytest.skip("PostgreSQL's plans; SQLite's are checked by the test below")

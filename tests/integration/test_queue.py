@@ -124,7 +124,7 @@ def test_waiting_comments_are_packed_into_shared_batches_and_each_decided_once(
     import redis
 
     from services.queue.protocol import MAX_IDS, MODERATE_TASK, claimed_ttl
-    from services.comments.service import NewComment
+    from services.comments.shapes import NewComment
 
     r = redis.Redis.from_url(queue_settings.redis_url)
     ids = [live_service.submit(DEMO, NewComment(author=f"r{i}", body=f"Packed comment {i} on dosing."),
@@ -156,7 +156,7 @@ def test_a_batch_closes_when_a_worker_claims_it(live_service, queue_settings):
     import redis
 
     from services.queue.protocol import Scripts, open_batch_key
-    from services.comments.service import NewComment
+    from services.comments.shapes import NewComment
 
     r = redis.Redis.from_url(queue_settings.redis_url)
     first = live_service.submit(DEMO, NewComment(author="A", body="First of a batch."))[0].id
@@ -179,7 +179,7 @@ def test_after_a_purged_queue_new_comments_open_a_batch_of_their_own(
     import redis
 
     import services.queue.protocol as q
-    from services.comments.service import NewComment
+    from services.comments.shapes import NewComment
 
     monkeypatch.setattr(q, "OPEN_SECONDS", 1)
     r = redis.Redis.from_url(queue_settings.redis_url)
@@ -198,7 +198,7 @@ def test_a_submitted_comment_is_queued_and_announced_in_one_script_call(live_ser
     import redis
 
     from services.queue.protocol import open_batch_key
-    from services.comments.service import NewComment
+    from services.comments.shapes import NewComment
     from services.events import CHANNEL, STREAM
 
     r = redis.Redis.from_url(queue_settings.redis_url)

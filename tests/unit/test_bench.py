@@ -4,10 +4,10 @@ import json
 
 import pytest
 
-from services.bench import corpus as corpus_mod
-from services.bench import run
-from services.bench.load import MARK, lua_script, lua_string, parse_wrk
-from services.bench.stats import (
+from bench import corpus as corpus_mod
+from bench import run
+from bench.load import MARK, lua_script, lua_string, parse_wrk
+from bench.stats import (
     evaluate_targets,
     percentile,
     percentile_censored,
@@ -129,7 +129,7 @@ def test_dev_set_is_found_beside_the_repository(tmp_path):
 
 
 def test_alternating_loads_take_turns_and_add_up():
-    from services.bench.load import alternate
+    from bench.load import alternate
 
     order = []
 

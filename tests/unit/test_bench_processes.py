@@ -9,9 +9,9 @@ import subprocess
 import sys
 import time
 
-from services.bench.run import ClassifyAlone
+from bench.run import ClassifyAlone
 from services.config import ROOT
-from services.bench.stack import cpu_seconds, wait_quiet
+from bench.stack import cpu_seconds, wait_quiet
 
 
 def _parent_of(child_code: str) -> subprocess.Popen[bytes]:
@@ -63,7 +63,7 @@ def test_the_benchmark_measures_in_a_database_of_its_own_and_drops_it(database_u
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
-    from services.bench.stack import scratch_database
+    from bench.stack import scratch_database
 
     with scratch_database(database_url, "t1") as (url, name):
         if make_url(database_url).get_backend_name() != "postgresql":
@@ -89,7 +89,7 @@ def test_without_the_right_to_create_a_database_the_benchmark_uses_the_one_it_wa
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
-    from services.bench.stack import scratch_database
+    from bench.stack import scratch_database
 
     url = make_url(database_url)
     if url.get_backend_name() != "postgresql":

@@ -34,7 +34,7 @@ from typing import Any
 import redis
 from sqlalchemy.engine import make_url
 
-from ..config import ROOT, Settings
+from services.config import ROOT, Settings
 from . import corpus as corpus_mod
 from .coral import phase as coral_phase
 from .load import alternate, have_wrk, run_load
@@ -344,9 +344,9 @@ def prepare_read(base: str, db: Any, art_id: int, slug: str, corpus: corpus_mod.
 def insert_pipeline(settings: Settings, db: Any, art_id: int,
                     items: list[tuple[str, str]], corpus: corpus_mod.Corpus) -> list[str]:
     """Insert pending comments and commit, then send one task per comment as the API does."""
-    from ..queue.sender import TaskSender
-    from ..comments.models import Comment
-    from ..comments.service import author_ref
+    from services.queue.sender import TaskSender
+    from services.comments.models import Comment
+    from services.comments.shapes import author_ref
 
     rows = []
     with db.session() as s:
@@ -366,8 +366,8 @@ def insert_pipeline(settings: Settings, db: Any, art_id: int,
 
 def send_noops(settings: Settings, n: int) -> None:
     """`bench.noop` messages built and pushed exactly as the API pushes moderation tasks."""
-    from ..queue.protocol import task_message
-    from ..queue.sender import TaskSender
+    from services.queue.protocol import task_message
+    from services.queue.sender import TaskSender
 
     sender = TaskSender(settings)
     pipe = sender.client.pipeline(transaction=False)
@@ -578,7 +578,7 @@ def e2e_summary(raw: dict[str, Any], statuses: dict[str, str]) -> dict[str, Any]
 def statuses_of(db: Any, ids: list[str]) -> dict[str, str]:
     from sqlalchemy import select
 
-    from ..comments.models import Comment
+    from services.comments.models import Comment
 
     out: dict[str, str] = {}
     with db.session() as s:
@@ -593,7 +593,7 @@ def decided_latency(db: Any, ids: list[str]) -> dict[str, Any]:
     """created_at → decided_at as the database recorded them (the pipeline's share of e2e)."""
     from sqlalchemy import select
 
-    from ..comments.models import Comment
+    from services.comments.models import Comment
 
     out: list[float] = []
     with db.session() as s:
@@ -609,7 +609,7 @@ def decided_latency(db: Any, ids: list[str]) -> dict[str, Any]:
 # -- the run --------------------------------------------------------------------------------
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m services.bench", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("--ingest-seconds", type=float, default=10)
     p.add_argument("--read-seconds", type=float, default=5)
     p.add_argument("--connections", type=int, default=32)
@@ -622,7 +622,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="Coral phase requests a second (a busy newsroom's comments)")
     p.add_argument("--coral-seconds", type=float, default=10)
     p.add_argument("--budget", type=float, default=190, help="seconds the whole run may take")
-    p.add_argument("--no-readme", action="store_true", help="do not rewrite README.md")
+    p.add_argument("--write-docs", action="store_true",
+                   help="also write the table into README.md (otherwise only var/ is written)")
     return p.parse_args(argv)
 
 
@@ -708,8 +709,8 @@ def main(argv: list[str] | None = None) -> int:
         sampler = RssSampler({"api": stack.procs["api"].pid, "worker": stack.procs["worker"].pid})
         sampler.start()
 
-        from ..comments.service import CommentService
-        from ..db import Database
+        from services.comments.service import CommentService
+        from services.db import Database
 
         db = Database(database_url)
         svc = CommentService(db, salt=settings.author_salt)
@@ -911,13 +912,16 @@ def main(argv: list[str] | None = None) -> int:
     (var / "bench.json").write_text(json.dumps(
         {"figures": figures, "targets": targets, "details": details}, indent=2, default=str) + "\n",
         encoding="utf-8")
-    if not args.no_readme:
-        from ..readme import replace_section
+    md = [f"Measured by `make bench` on {machine_line(machine)}.", "", render_markdown(rows), ""]
+    md += [f"- {note}" for note in notes]
+    section = readme_section(database_url)
+    # `make docs` (or --write-docs) copies this into README; a plain run changes no tracked file.
+    (var / f"{section}.md").write_text("\n".join(md) + "\n", encoding="utf-8")
+    if args.write_docs:
+        from services.readme import write_table
 
-        md = [f"Measured by `make bench` on {machine_line(machine)}.", "", render_markdown(rows), ""]
-        md += [f"- {note}" for note in notes]
         try:
-            replace_section(readme_section(database_url), "\n".join(md))
+            write_table(section, "\n".join(md))
         except SystemExit as exc:
             print(f"bench: README not updated: {exc}", file=sys.stderr)
     print(json.dumps(figures, separators=(",", ":"), default=str))

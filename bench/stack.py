@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
-from ..devstack import die_with_parent, free_port, redis_answers
+from services.devstack import die_with_parent, free_port, redis_answers
 
 __all__ = ["free_port", "redis_answers", "scratch_database", "Stack"]
 
