@@ -47,8 +47,10 @@ def make_celery(settings: Settings | None = None) -> Celery:
                 "schedule": timedelta(seconds=settings.retrain_interval),
             },
             "purge": {"task": "moderation.purge", "schedule": timedelta(hours=1)},
+            # Expires: with no webhooks worker running, old turns are dropped, not piled up.
             "webhooks-pump": {"task": "webhooks.pump",
-                              "schedule": timedelta(seconds=settings.webhook_pump_interval)},
+                              "schedule": timedelta(seconds=settings.webhook_pump_interval),
+                              "options": {"expires": max(5.0, settings.webhook_pump_interval * 5)}},
         },
     )
     app.conf.triage_settings = settings

@@ -11,6 +11,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -53,7 +54,7 @@ class CoralDecision(Base):
     scores: Mapped[dict[str, float]] = mapped_column(JSON, nullable=False, default=dict)
     policy_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
     previous_id: Mapped[str | None] = mapped_column(ForeignKey("coral_decisions.id"), nullable=True)
-    elapsed_ms: Mapped[float] = mapped_column(nullable=False, default=0.0)
+    elapsed_ms: Mapped[float] = mapped_column(Float, nullable=False, default=0.0)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     __table_args__ = (
