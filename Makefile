@@ -44,10 +44,10 @@ audit: install
 	@$(BIN)/python -m pip install --quiet pip-audit
 	$(BIN)/pip-audit --strict --skip-editable --progress-spinner off --desc off
 
-# Pyflakes-level checks (unused imports, undefined names, syntax errors), and the type hints
-# of everything outside tests checked by mypy (pinned: a new release may judge differently).
+# ruff with the rules in pyproject.toml, and the type hints of everything outside tests checked
+# by mypy (pinned: a new release may judge differently).
 lint: install
-	$(BIN)/ruff check --select F,E9 services workers bench tests
+	$(BIN)/ruff check services workers bench tests
 	$(BIN)/mypy services workers bench
 
 # README's generated tables: settings, and what the last `make eval` / `make bench` left in var/.

@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from .common import Run
 from .stack import Stack, free_port
 from .stats import percentile
 
@@ -47,8 +48,8 @@ def _post(port: int, raw: bytes, sig: str) -> int:
         conn.close()
 
 
-def measure(port: int, bodies: list[str], rate: float, seconds: float, threads: int = 8,
-            ) -> dict[str, Any]:
+def load(port: int, bodies: list[str], rate: float, seconds: float, threads: int = 8,
+         ) -> dict[str, Any]:
     n = max(1, int(rate * seconds))
     requests = [signed(bodies[i % len(bodies)], i) for i in range(n)]
     latencies: list[float] = []
@@ -101,7 +102,7 @@ def phase(stack: Stack, bodies: list[str], rate: float, seconds: float,
             i += 1
             time.sleep(0.02)
         progress(f"coral: {rate:.0f} requests/s for {seconds:.0f} s")
-        return measure(port, bodies, rate, seconds)
+        return load(port, bodies, rate, seconds)
     finally:
         stack.signal("api-coral", signal.SIGTERM)
         proc = stack.procs.pop("api-coral")
@@ -110,3 +111,15 @@ def phase(stack: Stack, bodies: list[str], rate: float, seconds: float,
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=5)
+
+
+def measure(run: Run, bodies: list[str]) -> None:
+    """The phase as `make bench` runs it, last, with the worker frozen (it plays no part)."""
+    run.stack.pause("worker")
+    try:
+        coral = phase(run.stack, bodies or ["Thank you for the article."], run.args.coral_rate,
+                      run.args.coral_seconds, run.progress)
+    finally:
+        run.stack.resume("worker")
+    run.details["coral"] = coral
+    run.results["coral_p50_ms"], run.results["coral_p99_ms"] = coral["p50_ms"], coral["p99_ms"]

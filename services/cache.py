@@ -24,8 +24,17 @@ from typing import Any
 
 import redis
 
-from .events import (CHANNEL, LUA_PUBLISH_EVENTS, MAXLEN, STREAM, Event, Publisher,
-                     RedisPublisher, encode_events, publish_many)
+from .events import (
+    CHANNEL,
+    LUA_PUBLISH_EVENTS,
+    MAXLEN,
+    STREAM,
+    Event,
+    Publisher,
+    RedisPublisher,
+    encode_events,
+    publish_many,
+)
 from .scripts import LuaScripts
 
 log = logging.getLogger("triage.cache")

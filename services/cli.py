@@ -288,7 +288,8 @@ def eval_(input_: str | None, youtube: str | None, write_docs: bool) -> None:
 def import_(kind: str, path: Path, moderate: bool) -> None:
     """Import comments from a Disqus export or a WordPress WXR file (idempotent)."""
     from .importers.common import ImportError_
-    from .importers.run import import_file, moderate as review
+    from .importers.run import import_file
+    from .importers.run import moderate as review
     from .migrate import upgrade
 
     settings = _settings()

@@ -175,7 +175,7 @@ class Settings:
     )
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> "Settings":
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
         """Build settings from environment variables (field name upper-cased)."""
         env = dict(os.environ if env is None else env)
         values: dict[str, Any] = {}

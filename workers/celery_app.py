@@ -8,9 +8,9 @@ from datetime import timedelta
 from celery import Celery
 from celery.signals import setup_logging as celery_setup_logging
 
-from services.queue.protocol import broker_options
 from services.config import Settings
 from services.logs import setup_logging
+from services.queue.protocol import broker_options
 
 
 def make_celery(settings: Settings | None = None) -> Celery:

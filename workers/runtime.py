@@ -23,6 +23,7 @@ from .engine.policy import PolicySettings
 log = logging.getLogger("triage.worker")
 
 from .learning import MODEL_NAME  # noqa: E402 - one name for the stored model
+
 MODEL_CHECK_SECONDS = 5.0
 DUPLICATE_WINDOW_SECONDS = 3600
 # KEYS: a set per text. ARGV: seconds a set lives, then the comment id for each key. Adds each

@@ -21,8 +21,8 @@ from celery.signals import worker_process_init
 from redis.exceptions import RedisError
 from sqlalchemy.exc import OperationalError
 
-from services.queue.protocol import MODERATE_TASK
 from services.config import Settings
+from services.queue.protocol import MODERATE_TASK
 
 from .engine.pipeline import Verdict, error_verdict
 from .runtime import Runtime
@@ -156,14 +156,14 @@ def observe(pending: list[Any], verdicts: dict[str, Verdict], decided: set[str])
     from services.metrics import BATCH_SIZES, DECISIONS, MODERATION_LATENCY
 
     BATCH_SIZES.observe(len(pending))
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     for c, _ in pending:
         if c.id not in decided:
             continue
         v = verdicts[c.id]
         for category in v.categories or ["none"]:
             DECISIONS.labels(v.action, category).inc()
-        created = c.created_at if c.created_at.tzinfo else c.created_at.replace(tzinfo=dt.timezone.utc)
+        created = c.created_at if c.created_at.tzinfo else c.created_at.replace(tzinfo=dt.UTC)
         MODERATION_LATENCY.observe(max(0.0, (now - created).total_seconds()))
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+
 from celery import Celery
 
 from services.config import Settings

@@ -7,7 +7,6 @@ import time
 import uuid
 
 from flask import Flask, g, request
-
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ..comments.service import CommentService

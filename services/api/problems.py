@@ -108,8 +108,8 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
-        from sqlalchemy.exc import OperationalError
         from redis.exceptions import ConnectionError as RedisConnectionError
+        from sqlalchemy.exc import OperationalError
 
         if isinstance(exc, (OperationalError, RedisConnectionError)):
             log.error("backend unavailable: %s", type(exc).__name__)

@@ -25,7 +25,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def new_id() -> str:

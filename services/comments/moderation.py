@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import JSON, Select, and_, bindparam, exists, func, or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..db import Database

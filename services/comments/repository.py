@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from typing import Any, Unpack, cast
+from typing import Any, cast
 
 from sqlalchemy import (
-    JSON, Connection, Integer, Row, Table, and_, any_, bindparam, column, func, insert, or_,
-    select, update,
+    JSON,
+    Connection,
+    Integer,
+    Row,
+    Table,
+    and_,
+    any_,
+    bindparam,
+    column,
+    func,
+    insert,
+    or_,
+    select,
+    update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
@@ -30,7 +42,7 @@ PUBLIC_COLUMNS = (Comment.id, Comment.author, Comment.body, Comment.published_bo
 
 def approved_page(
     conn: Session | Connection, article_id: int, limit: int, after: tuple[dt.datetime, str] | None
-) -> Sequence[Row[Unpack[tuple[Any, ...]]]]:
+) -> Sequence[Row[*tuple[Any, ...]]]:
     """Approved comments oldest first, keyset-paginated on (created_at, id)."""
     q = select(*PUBLIC_COLUMNS).where(Comment.article_id == article_id,
                                       Comment.status == Status.APPROVED, decided())

@@ -11,28 +11,19 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 from sqlalchemy import (
-    delete, func, insert, select,
+    delete,
+    func,
+    insert,
+    select,
 )
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.engine import Connection, CursorResult
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..db import Database, RowInsert
 from ..events import Event, Publisher, publish_many
 from . import repository as repo
 from .errors import Invalid, NotFound
-from .shapes import (
-    Accepted,
-    EngineVerdict,
-    NewComment,
-    author_ref,
-    aware,
-    decode_cursor,
-    encode_cursor,
-    public_view,
-    salted_hash,
-)
-from .transitions import event_payload, plan_transition
 from .models import (
     ACTION_TO_STATUS,
     Article,
@@ -45,6 +36,18 @@ from .models import (
     new_id,
     utcnow,
 )
+from .shapes import (
+    Accepted,
+    EngineVerdict,
+    NewComment,
+    author_ref,
+    aware,
+    decode_cursor,
+    encode_cursor,
+    public_view,
+    salted_hash,
+)
+from .transitions import event_payload, plan_transition
 
 log = logging.getLogger("triage.comments")
 

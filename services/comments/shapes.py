@@ -40,7 +40,7 @@ def iso(value: dt.datetime | None) -> str | None:
     if value is None:
         return None
     if value.tzinfo is None:  # SQLite hands back naive datetimes; they were stored as UTC
-        value = value.replace(tzinfo=dt.timezone.utc)
+        value = value.replace(tzinfo=dt.UTC)
     return value.isoformat().replace("+00:00", "Z")
 
 
@@ -80,7 +80,7 @@ def public_view(c: Comment | Row[Any]) -> dict[str, Any]:
 def aware(value: dt.datetime | None) -> dt.datetime | None:
     """A stored time with its zone: SQLite hands back naive datetimes, stored as UTC."""
     if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=dt.timezone.utc)
+        return value.replace(tzinfo=dt.UTC)
     return value
 
 

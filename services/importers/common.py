@@ -34,7 +34,7 @@ class ImportError_(Exception):
     """The file cannot be read further (malformed XML); says where, and what was imported
     before it (`summary`)."""
 
-    summary: "Summary | None" = None
+    summary: Summary | None = None
 
 
 @dataclass(frozen=True)
@@ -270,8 +270,8 @@ def parse_time(raw: str | None) -> dt.datetime | None:
     except ValueError:
         return None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.timezone.utc)
-    return parsed.astimezone(dt.timezone.utc)
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed.astimezone(dt.UTC)
 
 
 def local(tag: str) -> str:

@@ -89,7 +89,8 @@ def _disqus_post(elem: Any, site: str) -> Post:
     approved = child_text(elem, "isApproved")
     return Post(
         external_id=f"{site}/{attr(elem, 'id') or child_text(elem, 'id')}", thread_key=thread_key,
-        parent_external_id=f"{site}/{parent}" if parent else None, author=clean_author(author), email=clean_email(email),
+        parent_external_id=f"{site}/{parent}" if parent else None, author=clean_author(author),
+        email=clean_email(email),
         body=child_text(elem, "message"), created_at=parse_time(child_text(elem, "createdAt")),
         status=Status.HELD if approved and not _bool(approved) else Status.APPROVED,
         skip=skip, ip=child_text(elem, "ipAddress") or None)

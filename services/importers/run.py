@@ -13,8 +13,8 @@ from ..comments.models import Comment, Status
 from ..comments.moderation import ModerationService
 from ..comments.service import CommentService, transition
 from ..config import Settings
-from . import readers
 from ..integrations.models import ImportedComment
+from . import readers
 from .common import ImportError_, Post, Summary, Thread, Writer
 
 log = logging.getLogger("triage.import")
@@ -57,8 +57,8 @@ def import_file(service: CommentService, kind: str, path: Path,
 def moderate(settings: Settings, service: CommentService, summary: Summary) -> dict[str, int]:
     """Run the engine over imported comments: an approved one it would not publish is held
     (or rejected when it would block it); every one gets the engine's findings."""
-    from workers.runtime import build_engine
     from workers.engine.filters.base import Context
+    from workers.runtime import build_engine
 
     mod = ModerationService(service)
     _, lists = mod.lists_snapshot()

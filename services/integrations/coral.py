@@ -238,7 +238,7 @@ class CoralDecisions:
 
 
 def decision_view(d: CoralDecision) -> dict[str, Any]:
-    created = d.created_at if d.created_at.tzinfo else d.created_at.replace(tzinfo=dt.timezone.utc)
+    created = d.created_at if d.created_at.tzinfo else d.created_at.replace(tzinfo=dt.UTC)
     return {
         "id": d.id, "action": d.action, "status": d.status, "reason_code": d.reason_code,
         "flags": list(d.flags), "engine_action": d.engine_action, "priority": d.priority,

@@ -6,8 +6,8 @@ from alembic import context
 from sqlalchemy import pool
 
 from services.comments.models import Base
-from services.integrations import models as _integrations  # noqa: F401 - their tables too
 from services.db import make_engine
+from services.integrations import models as _integrations  # noqa: F401 - their tables too
 
 config = context.config
 target_metadata = Base.metadata

@@ -12,7 +12,15 @@ import redis
 from ..config import Settings
 from ..events import CHANNEL, MAXLEN, STREAM, Event, encode_events
 from . import protocol
-from .protocol import BATCH_TTL_SECONDS, MAX_IDS, MODERATE_TASK, Scripts, batch_key, open_batch_key, task_message
+from .protocol import (
+    BATCH_TTL_SECONDS,
+    MAX_IDS,
+    MODERATE_TASK,
+    Scripts,
+    batch_key,
+    open_batch_key,
+    task_message,
+)
 
 
 class TaskSender:

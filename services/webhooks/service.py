@@ -34,12 +34,12 @@ def _iso(value: dt.datetime | None) -> str | None:
     if value is None:
         return None
     if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
-    return value.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def _epoch(value: dt.datetime) -> float:
-    return (value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)).timestamp()
+    return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).timestamp()
 
 
 def endpoint_view(e: WebhookEndpoint) -> dict[str, Any]:
@@ -67,7 +67,7 @@ class Policy:
     disable_after: int = 10
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "Policy":
+    def from_settings(cls, settings: Settings) -> Policy:
         return cls(allow_private=settings.webhook_allow_private_addresses,
                    timeout=settings.webhook_timeout, max_attempts=settings.webhook_max_attempts,
                    backoff=settings.webhook_backoff, disable_after=settings.webhook_disable_after)
@@ -205,7 +205,7 @@ class WebhookService:
                     id=delivery_id, endpoint_id=e.id, event=kind, event_id=event_id,
                     status="pending", attempts=0, created_at=now, updated_at=now, payload={
                         "event": kind, "event_id": event_id,
-                        "occurred_at": _iso(dt.datetime.fromtimestamp(at, dt.timezone.utc)),
+                        "occurred_at": _iso(dt.datetime.fromtimestamp(at, dt.UTC)),
                         "data": payload})
                 try:
                     with self.db.session() as s:
@@ -269,28 +269,31 @@ class WebhookService:
         now = utcnow()
         with self.db.session() as s:
             d = s.get(WebhookDelivery, delivery_id)
-            e = s.get(WebhookEndpoint, d.endpoint_id) if d is not None else None
             assert d is not None
             d.attempts += 1
             d.last_status_code, d.last_error, d.updated_at = status_code, error, now
+            endpoint = WebhookEndpoint.__table__.c  # type: ignore[attr-defined]
+            this = endpoint.id == d.endpoint_id
             if error is None:
                 d.status, d.next_attempt_at = "delivered", None
-                if e is not None:
-                    e.consecutive_failures = 0
+                s.execute(update(WebhookEndpoint).where(this).values(consecutive_failures=0))
                 return Attempt(True, status_code, None)
             if d.attempts < self.policy.max_attempts:
                 wait = self.policy.delay(d.attempts)
                 d.next_attempt_at = now + dt.timedelta(seconds=wait)
                 return Attempt(False, status_code, error, retry_in=wait)
             d.status, d.next_attempt_at = "failed", None
+            # Counted in SQL, not read and written back: deliveries to one endpoint fail on
+            # several threads at once, and none of their failures may be lost.
+            s.execute(update(WebhookEndpoint).where(this).values(
+                consecutive_failures=endpoint.consecutive_failures + 1))
+            failures = s.scalar(select(endpoint.consecutive_failures).where(this)) or 0
             disabled = False
-            if e is not None:
-                e.consecutive_failures += 1
-                if e.enabled and e.consecutive_failures >= self.policy.disable_after:
-                    e.enabled, disabled = False, True
-                    e.disabled_reason = (f"disabled after {e.consecutive_failures} failed deliveries "
-                                         f"in a row; last: {error}")
-                    e.updated_at = now
+            if failures >= self.policy.disable_after:
+                reason = f"disabled after {failures} failed deliveries in a row; last: {error}"
+                done = s.execute(update(WebhookEndpoint).where(this, endpoint.enabled.is_(True)).values(
+                    enabled=False, disabled_reason=reason, updated_at=now))
+                disabled = bool(done.rowcount)  # type: ignore[attr-defined]
             return Attempt(False, status_code, error, disabled=disabled)
 
 

@@ -19,8 +19,8 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
-from services.comments.service import CommentService
 from services.api.ui import CSP
+from services.comments.service import CommentService
 from tests.conftest import DEMO
 from tests.verdicts import verdict
 

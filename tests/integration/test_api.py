@@ -46,7 +46,7 @@ def test_a_new_comment_is_stored_as_the_orm_would_store_it(client, service):
 
     from services.comments.models import Comment
 
-    before = dt.datetime.now(dt.timezone.utc)
+    before = dt.datetime.now(dt.UTC)
     doc = post(client, {"author": "Ana", "body": "Zoë's «careful» piece 🙏", "email": "ana@example.org"}).get_json()
     with service.db.session() as s:
         c = s.get(Comment, doc["id"])
@@ -55,8 +55,8 @@ def test_a_new_comment_is_stored_as_the_orm_would_store_it(client, service):
         assert (c.categories, c.findings, c.scores, c.version, c.report_count) == ([], [], {}, 1, 0)
         assert c.parent_id is None and c.decided_at is None and c.policy_version is None
         assert c.author_ref and c.ip_hash and c.author_ref != c.ip_hash
-        created = c.created_at if c.created_at.tzinfo else c.created_at.replace(tzinfo=dt.timezone.utc)
-        assert before - dt.timedelta(seconds=1) <= created <= dt.datetime.now(dt.timezone.utc)
+        created = c.created_at if c.created_at.tzinfo else c.created_at.replace(tzinfo=dt.UTC)
+        assert before - dt.timedelta(seconds=1) <= created <= dt.datetime.now(dt.UTC)
         # Queries compare the stored JSON and timestamps as the ORM's own rows would be.
         assert s.scalars(select(Comment.id).where(Comment.created_at >= before - dt.timedelta(seconds=1),
                                                   Comment.status == "pending")).all() == [doc["id"]]

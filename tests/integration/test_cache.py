@@ -76,9 +76,9 @@ def test_a_decision_replaces_the_token_and_publishes_its_events_in_one_round_tri
         for client in (cache.client, inner.client):
             real_pipe, real_cmd = client.pipeline, client.execute_command
             client.pipeline = (  # type: ignore[method-assign]
-                lambda *a, _real=real_pipe, **k: calls.append("pipeline") or _real(*a, **k))
+                lambda *a, _real=real_pipe, _calls=calls, **k: _calls.append("pipeline") or _real(*a, **k))
             client.execute_command = (  # type: ignore[method-assign]
-                lambda *a, _real=real_cmd, **k: calls.append(str(a[0])) or _real(*a, **k))
+                lambda *a, _real=real_cmd, _calls=calls, **k: _calls.append(str(a[0])) or _real(*a, **k))
         last = r.xrevrange(STREAM, count=1)
         publisher.publish_many(
             [("comment.published", {"id": "c1", "article": slug}), ("comment.note", {"id": "c1"})])

@@ -39,7 +39,7 @@ VECTOR_BODY = (
     '    "parentID": null\n  },\n  "author": {\n    "id": "u-1",\n    "role": "COMMENTER"\n  },\n'
     '  "story": {\n    "id": "s-1",\n    "url": "https://news.example/s-1"\n  },\n  "site": {\n'
     '    "id": "site-1"\n  },\n  "tenantID": "t-1",\n  "tenantDomain": "news.example"\n}'
-).encode("utf-8")
+).encode()
 VECTOR_SIGNATURE = (
     "sha256=dab3fc9cf86cf6801e0f4b04c349c29be4c06e12c4a828069c1b89969d56b6b8,"
     "sha256=f31e38abc80fa59484c77e9616144fa597dfc923200deac3150e2ef5643d5198"
@@ -184,7 +184,7 @@ def test_a_bad_signature_is_401_and_nothing_is_recorded(client, coral_app, case)
     elif case == "empty":
         sig = ""
     elif case == "tampered":
-        body = body.replace("Merci".encode(), b"Mercy")
+        body = body.replace(b"Merci", b"Mercy")
     elif case == "reserialised":
         # The same JSON, other bytes (ASCII escapes, no indent): the signature is over bytes.
         body = json.dumps(json.loads(body)).encode()

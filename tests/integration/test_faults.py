@@ -89,9 +89,9 @@ def _redis_server(port: int) -> subprocess.Popen[bytes]:
                                pytest.param(500, id="500", marks=pytest.mark.long)])
 def test_redis_restarted_empty_the_sweeper_decides_every_pending_comment(
         n, settings, process_factory, events):
-    from services.queue.sender import TaskSender
     from services.comments.service import CommentService
     from services.db import Database
+    from services.queue.sender import TaskSender
 
     port = free_port()
     redis_proc = _redis_server(port)

@@ -38,7 +38,8 @@ DISQUS = """<?xml version="1.0" encoding="utf-8"?>
     <thread dsq:id="100"/><parent dsq:id="1"/>
   </post>
   <post dsq:id="1">
-    <message><![CDATA[<p>Great read. See <a href="https://www.nimh.nih.gov/health">the NIMH page</a> &amp; more.</p>]]></message>
+    <message><![CDATA[<p>Great read. See <a
+      href="https://www.nimh.nih.gov/health">the NIMH page</a> &amp; more.</p>]]></message>
     <createdAt>2024-05-02T09:00:00Z</createdAt><isDeleted>false</isDeleted><isSpam>false</isSpam>
     <author><email>  Ana@Example.org  </email><name>Ana</name></author>
     <thread dsq:id="100"/>

@@ -186,7 +186,8 @@ def test_bans_and_trust(client, service, mod, keys):
                 headers=auth(keys["moderator"]))
     assert not mod.is_banned(ref), "an expired ban no longer applies"
     trusted = [post(client, f"good {i}", email="good@example.org") for i in range(3)]
-    good_ref = client.get(f"/v1/moderation/comments/{trusted[0]}", headers=auth(keys["moderator"])).get_json()["author_ref"]
+    good_ref = client.get(f"/v1/moderation/comments/{trusted[0]}",
+                          headers=auth(keys["moderator"])).get_json()["author_ref"]
     assert not mod.is_trusted(good_ref)
     for t in trusted:
         engine(service, t, "publish", masked="x")

@@ -123,8 +123,8 @@ def test_waiting_comments_are_packed_into_shared_batches_and_each_decided_once(
 
     import redis
 
-    from services.queue.protocol import MAX_IDS, MODERATE_TASK, claimed_ttl
     from services.comments.shapes import NewComment
+    from services.queue.protocol import MAX_IDS, MODERATE_TASK, claimed_ttl
 
     r = redis.Redis.from_url(queue_settings.redis_url)
     ids = [live_service.submit(DEMO, NewComment(author=f"r{i}", body=f"Packed comment {i} on dosing."),
@@ -155,8 +155,8 @@ def test_waiting_comments_are_packed_into_shared_batches_and_each_decided_once(
 def test_a_batch_closes_when_a_worker_claims_it(live_service, queue_settings):
     import redis
 
-    from services.queue.protocol import Scripts, open_batch_key
     from services.comments.shapes import NewComment
+    from services.queue.protocol import Scripts, open_batch_key
 
     r = redis.Redis.from_url(queue_settings.redis_url)
     first = live_service.submit(DEMO, NewComment(author="A", body="First of a batch."))[0].id
@@ -197,9 +197,9 @@ def test_after_a_purged_queue_new_comments_open_a_batch_of_their_own(
 def test_a_submitted_comment_is_queued_and_announced_in_one_script_call(live_service, queue_settings):
     import redis
 
-    from services.queue.protocol import open_batch_key
     from services.comments.shapes import NewComment
     from services.events import CHANNEL, STREAM
+    from services.queue.protocol import open_batch_key
 
     r = redis.Redis.from_url(queue_settings.redis_url)
     live = r.pubsub()
@@ -224,9 +224,9 @@ def test_many_ids_in_one_call_fill_the_open_batch_then_new_ones_in_order(live_se
 
     import redis
 
+    from services.events import STREAM
     from services.queue.protocol import MAX_IDS, open_batch_key
     from services.queue.sender import TaskSender
-    from services.events import STREAM
 
     r = redis.Redis.from_url(queue_settings.redis_url)
     sender = TaskSender(queue_settings)

@@ -45,7 +45,7 @@ class Receiver:
         assert self.server is not None
         return f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
 
-    def start(self) -> "Receiver":
+    def start(self) -> Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):

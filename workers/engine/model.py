@@ -27,10 +27,20 @@ from workers.engine.filters.base import Text
 from workers.engine.normalise import normalise
 from workers.engine.patterns import (
     MODEL_EMAIL as _EMAIL,
+)
+from workers.engine.patterns import (
     MODEL_HANDLE as _HANDLE,
+)
+from workers.engine.patterns import (
     MODEL_PHONE as _PHONE,
+)
+from workers.engine.patterns import (
     MODEL_URL as _URL,
+)
+from workers.engine.patterns import (
     MODEL_URL_HINT as _URL_HINT,
+)
+from workers.engine.patterns import (
     host_of,
     is_reputable,
 )

@@ -175,7 +175,7 @@ _SPACED_DOT = re.compile(r"(?<=[a-z0-9]) \. (?=[a-z0-9])|(?<=[a-z0-9]) \.(?=(?:c
 # "name at gmail dot com": a plain "at" before a mail provider's domain is an address
 _AT_MAIL = re.compile(r"(?<=[a-z0-9_])\s+at\s+(?=(?:gmail|googlemail|yahoo|ymail|hotmail|outlook|live|msn|aol|icloud|"
                       r"proton|protonmail|gmx|yandex|mail|web)\.[a-z]{2,}(?![\w@]))")
-_AT_WORD = re.compile(r"(?<=[a-z0-9])\s*(?:\(at\)|\[at\]|\{at\}|\bat\b)\s*(?=[a-z0-9_-]+(?:\.[a-z0-9_-]+)*\.[a-z]{2,}(?![\w@.]))")
+_AT_WORD = re.compile(r"(?<=[a-z0-9])\s*(?:\(at\)|\[at\]|\{at\}|\bat\b)\s*(?=[a-z0-9_-]+(?:\.[a-z0-9_-]+)*\.[a-z]{2,}(?![\w@.]))")  # noqa: E501 - a regex reads best whole
 _NUMBER_RUN = re.compile(
     r"\b(?:(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)[\s,-]*){5,}", re.I)
 # Cheap tests run before the passes above; each only lets through texts the pass could change.

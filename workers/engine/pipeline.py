@@ -13,7 +13,6 @@ from workers.engine.model import Model, default_model
 from workers.engine.normalise import normalise
 from workers.engine.policy import Decision, PolicySettings, decide
 
-
 # (module, class) of the filters every engine runs besides spam and profanity. All are
 # mandatory: an engine without its self-harm filter would publish crises.
 REQUIRED_FILTERS = (

@@ -4,9 +4,8 @@ Revision ID: 02e54186bad9
 Revises: 59b8252cc9aa
 Create Date: 2026-11-27 03:24:22.774742
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '02e54186bad9'
 down_revision = '59b8252cc9aa'

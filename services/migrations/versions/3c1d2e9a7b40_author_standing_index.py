@@ -10,7 +10,6 @@ Create Date: 2026-12-01 18:10:00
 """
 from alembic import op
 
-
 revision = '3c1d2e9a7b40'
 down_revision = 'fbfa4a37f765'
 branch_labels = None

@@ -1,12 +1,11 @@
 """initial schema
 
 Revision ID: 59b8252cc9aa
-Revises: 
+Revises:
 Create Date: 2026-11-27 03:21:18.290615
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '59b8252cc9aa'
 down_revision = None

@@ -11,7 +11,6 @@ Create Date: 2026-12-01 21:10:00
 import sqlalchemy as sa
 from alembic import op
 
-
 revision = '7e4b9c2d1f05'
 down_revision = '3c1d2e9a7b40'
 branch_labels = None

@@ -4,9 +4,8 @@ Revision ID: a4d8e2f61c37
 Revises: 7e4b9c2d1f05
 Create Date: 2026-12-06 03:30:00
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = 'a4d8e2f61c37'
 down_revision = '7e4b9c2d1f05'

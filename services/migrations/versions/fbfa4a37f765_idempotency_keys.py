@@ -4,9 +4,8 @@ Revision ID: fbfa4a37f765
 Revises: 02e54186bad9
 Create Date: 2026-11-27 03:26:39.358458
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = 'fbfa4a37f765'
 down_revision = '02e54186bad9'

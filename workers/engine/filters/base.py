@@ -55,7 +55,7 @@ class Filter(Protocol):
     name: str
     version: str
 
-    def check(self, text: "Text", context: Context) -> Sequence[Finding]: ...
+    def check(self, text: Text, context: Context) -> Sequence[Finding]: ...
 
 
 @dataclass(frozen=True, slots=True)

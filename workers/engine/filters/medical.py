@@ -12,7 +12,10 @@ import re
 from pathlib import Path
 
 from .base import Context, Finding, Text
-from .phrases import Hit, LiteralGates, PhraseFilter, Rule, Scored, distinct_words, is_question, sentence_bounds
+from .context import is_question, sentence_bounds
+from .gates import LiteralGates, distinct_words
+from .phrases import PhraseFilter, Scored
+from .rule_language import Hit, Rule
 
 _SENT = re.compile(r"[^.!?\n]+[.!?]*")
 

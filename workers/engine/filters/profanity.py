@@ -19,7 +19,7 @@ from importlib import resources
 from pathlib import Path
 
 from workers.engine.filters.base import Context, Finding, Text, merge_spans
-from workers.engine.filters.phrases import LiteralGates, distinct_words
+from workers.engine.filters.gates import LiteralGates, distinct_words
 
 DATA = Path(__file__).parent / "data"
 VERSION = "1"
@@ -332,7 +332,7 @@ class ProfanityFilter:
         # Every grawlix holds three symbols in a row; this finds them without trying _grawlix's
         # look-behind at every position.
         self._symbols = re.compile(r"[$#@!%&*]{3}")
-        # Words the phrase list cannot match without (see phrases.LiteralGates): many, but each
+        # Words the phrase list cannot match without (see gates.LiteralGates): many, but each
         # rare, so far fewer comments hold one than the usual cost bound assumes.
         self._extra_gate = LiteralGates([self.extra], max_cost=10.0) if self.extra is not None else None
 

@@ -13,19 +13,32 @@ from collections.abc import Sequence
 from functools import lru_cache
 
 from workers.engine.filters.base import Context, Finding, Text
+from workers.engine.filters.gates import LiteralGates, distinct_words
+from workers.engine.filters.rule_language import top_level_branches
+from workers.engine.normalise import normalise
 from workers.engine.patterns import (
     DOT_TLD as _DOT_TLD,
+)
+from workers.engine.patterns import (
     EMAIL as _EMAIL,
+)
+from workers.engine.patterns import (
     HANDLE as _HANDLE,
+)
+from workers.engine.patterns import (
     LINK as _LINK,
+)
+from workers.engine.patterns import (
     PHONE as _PHONE,
+)
+from workers.engine.patterns import (
     domain_in as _domain_in,
+)
+from workers.engine.patterns import (
     host_of,
     is_reputable,
     read_list,
 )
-from workers.engine.filters.phrases import LiteralGates, distinct_words, top_level_branches
-from workers.engine.normalise import normalise
 
 VERSION = "1"
 
@@ -43,7 +56,7 @@ _KEYBOARD = ("qwertyuiop", "asdfghjkl", "zxcvbnm", "poiuytrewq", "lkjhgfdsa", "m
 _KEYBOARD_RUNS = frozenset(row[i:i + 4] for row in _KEYBOARD for i in range(len(row) - 3))
 _EMOJI = re.compile(r"[\U0001F300-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF]")
 _UNDAMPED = ("spam.link", "spam.flood", "spam.gibberish", "spam.duplicate", "spam.author")
-_NOT_DAMPED = re.compile(r"\b(?:no scam|not a scam|legit|100% real|recovery (?:expert|agent|specialist|hacker)s?|recover(?:ed)? (?:my|all my|your) (?:lost |stolen )?(?:funds|money|bitcoin|crypto))\b")
+_NOT_DAMPED = re.compile(r"\b(?:no scam|not a scam|legit|100% real|recovery (?:expert|agent|specialist|hacker)s?|recover(?:ed)? (?:my|all my|your) (?:lost |stolen )?(?:funds|money|bitcoin|crypto))\b")  # noqa: E501 - a regex reads best whole
 
 
 def _alternation(words: Sequence[str]) -> str:

@@ -9,7 +9,8 @@ import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from bench.run import Progress, e2e_summary, measure_e2e
+from bench.common import Progress
+from bench.e2e import e2e_summary, measure_e2e
 
 SHOWS_AFTER = 0.08  # seconds from a POST's answer to its comment being listed
 

@@ -2,18 +2,18 @@
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 
+from services.config import ROOT
+from workers.engine.filters.gates import LiteralGates, distinct_words, required_substrings
 from workers.engine.filters.harassment import HarassmentFilter
 from workers.engine.filters.medical import MedicalFilter
-from workers.engine.filters.phrases import LiteralGates, distinct_words, required_substrings
 from workers.engine.filters.self_harm import SelfHarmFilter
 from workers.engine.filters.spam import _rules
 from workers.engine.normalise import normalise
 
-DATA = Path(__file__).resolve().parents[2] / "workers" / "engine" / "filters" / "data"
+DATA = ROOT / "workers" / "engine" / "filters" / "data"
 
 
 def _clauses(pattern: str) -> list[set[str]]:

@@ -34,7 +34,7 @@ def test_access_lines_below_the_access_level_are_not_built() -> None:
         for level, expected in ((logging.WARNING, 0), (logging.INFO, 1)):
             log = QuietAccessLogger(cfg)
             built: list[object] = []
-            log.atoms = lambda *args: built.append(args) or {}  # type: ignore[method-assign]
+            log.atoms = lambda *args, _built=built: _built.append(args) or {}  # type: ignore[method-assign]
             access.setLevel(level)
             log.access(object(), object(), {}, object())
             assert len(built) == expected, logging.getLevelName(level)

@@ -1,6 +1,6 @@
 import pytest
 
-from tests.unit._filter_helpers import findings, top_score
+from tests.unit.engine.filters._filter_helpers import findings, top_score
 from workers.engine.filters.self_harm import SelfHarmFilter
 
 

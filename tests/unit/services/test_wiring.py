@@ -44,4 +44,5 @@ def test_the_app_and_the_worker_runtime_use_the_one_wiring(settings, monkeypatch
     app = create_app(settings)
     rt = Runtime(settings)
     assert roles == ["api", "worker"]
-    assert app.extensions["triage.services"].settings is settings and rt.moderation.rules.trust_min_approved == settings.trust_min_approved
+    assert app.extensions["triage.services"].settings is settings
+    assert rt.moderation.rules.trust_min_approved == settings.trust_min_approved

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from bench import corpus as corpus_mod
-from bench import run
+from bench import report
 from bench.load import MARK, lua_script, lua_string, parse_wrk
 from bench.stats import (
     evaluate_targets,
@@ -151,12 +151,12 @@ def test_alternating_loads_take_turns_and_add_up():
 
 def test_ingest_note_says_when_the_server_closed_connections():
     base = {"tool": "wrk", "ingest": {"rounds": [2000.0]}, "ingest_baseline": {"rounds": [4000.0]}}
-    closed = run.notes_for({**base, "read_check": {"connection": "close"}})[0]
-    kept = run.notes_for({**base, "read_check": {"connection": None}})[0]
+    closed = report.notes_for({**base, "read_check": {"connection": "close"}})[0]
+    kept = report.notes_for({**base, "read_check": {"connection": None}})[0]
     assert "closes each connection" in closed and closed.endswith(".")
     assert "closes each connection" not in kept and kept.endswith("(baseline 4,000).")
 
 
 def test_each_database_writes_its_own_readme_table():
-    assert run.readme_section("sqlite:////tmp/bench.db") == "performance"
-    assert run.readme_section("postgresql+psycopg://u@h:5432/db") == "performance-postgresql"
+    assert report.readme_section("sqlite:////tmp/bench.db") == "performance"
+    assert report.readme_section("postgresql+psycopg://u@h:5432/db") == "performance-postgresql"

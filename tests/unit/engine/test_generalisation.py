@@ -51,7 +51,7 @@ PUBLISH = [
 ]
 
 
-from tests.unit import test_phrasings as later  # noqa: E402 - cases written in a second round
+from tests.unit.engine.filters import test_phrasings as later  # noqa: E402 - cases written in a second round
 
 URGENT += later.URGENT
 HOLD += later.HOLD

@@ -2,8 +2,8 @@ import pytest
 
 from workers.engine.filters.base import Context
 from workers.engine.filters.spam import SpamFilter
-from workers.engine.patterns import is_reputable
 from workers.engine.normalise import normalise
+from workers.engine.patterns import is_reputable
 from workers.engine.policy import PolicySettings, category_scores
 
 

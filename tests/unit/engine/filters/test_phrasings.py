@@ -2,8 +2,7 @@
 and the rule-loading behaviour they depend on (triggers of alternations, accents in rules)."""
 
 
-from workers.engine.filters.phrases import fold_accents, required_literals
-
+from workers.engine.filters.rule_language import fold_accents, required_literals
 
 # The whole-chain tests in test_generalisation.py run these lists too.
 URGENT = [

@@ -1,15 +1,21 @@
 import csv
 import json
-from pathlib import Path
 
 import pytest
 from better_profanity import Profanity
 
+from services.config import ROOT
 from workers.engine.filters.base import Context
-from workers.engine.filters.profanity import ProfanityFilter, WordList, mask, read_list, reference_words
+from workers.engine.filters.profanity import (
+    ProfanityFilter,
+    WordList,
+    mask,
+    read_list,
+    reference_words,
+)
 from workers.engine.normalise import normalise
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
+SHARED = ROOT.parent / "shared" / "data"
 
 CRAFTED = [
     "f u c k", "blow job here", "a blow job", "bull shit", "b u l l s h i t", "hand-job x",

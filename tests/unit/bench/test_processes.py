@@ -9,9 +9,9 @@ import subprocess
 import sys
 import time
 
-from bench.run import ClassifyAlone
-from services.config import ROOT
+from bench.classify import ClassifyAlone
 from bench.stack import cpu_seconds, wait_quiet
+from services.config import ROOT
 
 
 def _parent_of(child_code: str) -> subprocess.Popen[bytes]:
