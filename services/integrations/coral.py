@@ -14,7 +14,6 @@ import concurrent.futures
 import datetime as dt
 import hashlib
 import hmac
-import json
 import logging
 import os
 import threading
@@ -352,9 +351,3 @@ def _classify(engine: Any, text: str, req: CoralRequest) -> Any:
 def _ms(started: float) -> float:
     return (time.perf_counter() - started) * 1000
 
-
-def dumps_like_coral(request: dict[str, Any]) -> bytes:
-    """`JSON.stringify(request, null, 2)` as UTF-8: two-space indent, `": "` after keys, no
-    space after commas at line ends, non-ASCII characters as themselves. (Coral's escaping of
-    U+2028/U+2029 and lone surrogates aside, which JSON.stringify leaves alone too.)"""
-    return json.dumps(request, indent=2, ensure_ascii=False).encode("utf-8")
