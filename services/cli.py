@@ -9,7 +9,7 @@ from typing import Any, TextIO
 
 import click
 
-from .config import Settings
+from .config import ROOT, Settings
 
 DEMO_TITLE = "Ketamine a new hope for people suffering from depression?"
 
@@ -248,37 +248,78 @@ def train(input_: TextIO) -> None:
                f"{result['bytes']} bytes; workers pick it up within seconds", err=True)
 
 
+@cli.group("model")
+def model_group() -> None:
+    """The model shipped with the engine."""
+
+
+@model_group.command("build")
+@click.option("--output", type=click.Path(dir_okay=False), default=None,
+              help="Where to write it (default: the shipped file the workers load).")
+def model_build(output: str | None) -> None:
+    """Calibrate on out-of-sample predictions over the corpus, then train on all of it."""
+    from workers.engine.calibration import build
+    from workers.engine.model import SHIPPED
+
+    click.echo("encoding the corpus, then one model per left-out source…", err=True)
+    blob, cal = build(progress=lambda s: click.echo(f"  {s}", err=True))
+    target = Path(output) if output else SHIPPED
+    target.write_bytes(blob)
+    click.echo("| category | model threshold | caught (rules or model) | rules alone | "
+               "ordinary held by the model |\n|---|---|---|---|---|")
+    for c, t in cal.thresholds.items():
+        click.echo(f"| {c} | {t:.2f} | {cal.recall[c]:.3f} (n={cal.n[c]}) | {cal.recall_rules[c]:.3f} | "
+                   f"{cal.ok_flagged[c]:.3f} |")
+    click.echo(f"wrote {target} ({len(blob):,} bytes)", err=True)
+
+
 @cli.command("eval")
 @click.option("--input", "input_", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Labelled JSONL (format of LABELS.md).")
 @click.option("--youtube", type=click.Path(exists=True, file_okay=False), default=None,
               help="Folder of the YouTube Spam Collection CSV files.")
+@click.option("--robustness", is_flag=True,
+              help="Also classify --input under every obfuscation (the metamorphic check).")
 @click.option("--write-docs", "--write-readme", "write_docs", is_flag=True,
-              help="Also write the quality table into README.md (otherwise only var/quality.md).")
-def eval_(input_: str | None, youtube: str | None, write_docs: bool) -> None:
-    """Per-label outcomes, the policy's metrics and speed; YouTube MCC per video."""
+              help="Also write the tables into README.md and docs/quality.md (otherwise only var/).")
+def eval_(input_: str | None, youtube: str | None, robustness: bool, write_docs: bool) -> None:
+    """Dev cross-validation, the cross-source table, the unseen sets' first scores, YouTube MCC,
+    and optionally the robustness table."""
     from workers.engine import evaluation
 
     if not input_ and not youtube:
         raise click.UsageError("give --input FILE, --youtube DIR or both")
     dev = yt = None
+    tables: dict[str, str] = {}
     if input_:
         click.echo(f"eval: {input_} (5-fold cross-validation)…", err=True)
         dev = evaluation.evaluate_dev(Path(input_))
     if youtube:
         click.echo(f"eval: YouTube Spam Collection in {youtube}, per video…", err=True)
         yt = evaluation.evaluate_youtube(Path(youtube))
-    text = evaluation.render_markdown(dev, yt)
-    click.echo(text)
-    # `make docs` (or --write-docs) copies it into README; a plain run changes no tracked file.
+    tables["quality"] = evaluation.render_markdown(dev, yt)
+    tables["quality-cross-source"] = evaluation.render_cross_source()
+    tables["quality-unseen"] = evaluation.render_unseen_log(ROOT / "docs" / "unseen-sets.jsonl")
+    if robustness and input_:
+        click.echo("eval: every obfuscation of every labelled comment…", err=True)
+        with open(input_, encoding="utf-8") as f:
+            items = [json.loads(line) for line in f if line.strip()]
+        from workers.runtime import build_engine
+
+        tables["robustness"] = evaluation.render_robustness(
+            evaluation.evaluate_robustness(build_engine(_settings(), None), items))
     var = Path("var")
     var.mkdir(exist_ok=True)
-    (var / "quality.md").write_text(text.strip() + "\n", encoding="utf-8")
-    if write_docs:
-        from .readme import write_table
+    for name, text in tables.items():
+        click.echo(f"\n{text.strip()}\n")
+        # `make docs` (or --write-docs) copies them into README and docs/; a plain run changes
+        # no tracked file.
+        (var / f"{name}.md").write_text(text.strip() + "\n", encoding="utf-8")
+        if write_docs:
+            from .readme import write_table
 
-        write_table("quality", text)
-        click.echo("README quality table updated", err=True)
+            for out in write_table(name, text):
+                click.echo(f"{out.name}: {name} table updated", err=True)
 
 
 @cli.command("import")
@@ -341,7 +382,7 @@ def docs() -> None:
     write_table("settings", settings_table())
     click.echo("README settings table updated", err=True)
     for path in sorted(Path("var").glob("*.md")):
-        if path.stem == "quality" or path.stem.startswith("performance"):
+        if path.stem in ("quality", "robustness") or path.stem.startswith(("performance", "quality-")):
             for out in write_table(path.stem, path.read_text(encoding="utf-8")):
                 click.echo(f"{out.name}: {path.stem} table updated from {path}", err=True)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from .config import ROOT
 
 PERFORMANCE_DOC = Path("docs") / "performance.md"
+QUALITY_DOC = Path("docs") / "quality.md"
 
 
 def replace_section(name: str, body: str, path: Path | None = None) -> None:
@@ -29,6 +30,9 @@ def write_table(name: str, body: str, root: Path = ROOT) -> list[Path]:
     Performance tables go to docs/performance.md with their notes on how each figure was
     taken; README carries the default database's table alone."""
     written: list[Path] = []
+    if name.startswith("quality-"):  # the long quality story lives in docs/quality.md alone
+        replace_section(name, body, root / QUALITY_DOC)
+        return [root / QUALITY_DOC]
     if name.startswith("performance"):
         replace_section(name, body, root / PERFORMANCE_DOC)
         written.append(root / PERFORMANCE_DOC)

@@ -32,6 +32,9 @@ def make_celery(settings: Settings | None = None) -> Celery:
         # comments join the waiting batches (services.queue.protocol), rather than in a worker's
         # prefetch buffer, where nothing can join them.
         worker_prefetch_multiplier=1,
+        # A pool process loads the engine (the model and the sentence encoder's weights, a few
+        # seconds) before it reports up: Celery's default 4 s would kill it mid-load.
+        worker_proc_alive_timeout=60,
         task_default_queue=settings.queue_name,
         task_routes={"moderation.*": {"queue": settings.queue_name},
                      "webhooks.*": {"queue": settings.webhook_queue}},

@@ -16,7 +16,7 @@ from services.comments.service import CommentService
 from .engine import model as model_mod
 
 log = logging.getLogger("triage.learning")
-MODEL_NAME = "spam"
+MODEL_NAME = "engine"  # models of the n-gram + sentence format (older rows are named "spam")
 
 
 def training_set(service: CommentService, max_examples: int | None = None) -> list[model_mod.Example]:
@@ -39,7 +39,9 @@ def retrain(service: CommentService, max_examples: int | None = None, force: boo
     latest = service.latest_model_meta(MODEL_NAME)
     if not force and latest is not None and latest[1] == count:
         return {"rebuilt": False, "examples": len(examples)}
-    blob = model_mod.train(examples)
+    # The shipped model's sentence head, thresholds and examples are kept: decisions teach the
+    # n-gram head only, and no private comment becomes an example shown to moderators.
+    blob = model_mod.train(examples, base=model_mod.default_model())
     model_id = service.save_model(MODEL_NAME, blob, count)
     log.info("model rebuilt", extra={"model_id": model_id, "examples": len(examples)})
     return {"rebuilt": True, "model_id": model_id, "examples": len(examples), "bytes": len(blob)}

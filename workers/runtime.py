@@ -26,6 +26,7 @@ from .learning import MODEL_NAME  # noqa: E402 - one name for the stored model
 
 MODEL_CHECK_SECONDS = 5.0
 DUPLICATE_WINDOW_SECONDS = 3600
+DUPLICATE_SITE_WIDE_WORDS = 12  # shorter texts count as duplicates only per author and article
 # KEYS: a set per text. ARGV: seconds a set lives, then the comment id for each key. Adds each
 # id to its set and returns each set's size after. One call for a batch: as three pipelined
 # commands a comment, packing and parsing 750 commands cost the worker 3.0 ms of CPU for a
@@ -80,36 +81,36 @@ class EngineHolder:
 def build_engine(
     settings: Settings, service: CommentService | None, lists: dict[str, list[str]] | None = None
 ) -> Any:
-    """Engine with the newest stored model, else the model built from the shipped seed data."""
+    """Engine with the newest stored model, else the shipped one; its weights loaded now."""
     from .engine import model as model_mod
     from .engine.pipeline import Engine
 
     if service is not None:
-        # A database that no `triage seed` prepared: learn from the seed data once and store
-        # the result, so other processes load it instead of training again.
-        trained = store_seed_model(service)
-        if trained is not None:
-            log.info("engine trained the seed model", extra={"model_id": trained})
+        # A database that no `triage seed` prepared: store the shipped model once, so every
+        # process loads the same one.
+        stored_id = store_seed_model(service)
+        if stored_id is not None:
+            log.info("engine stored the shipped model", extra={"model_id": stored_id})
     stored = service.latest_model(MODEL_NAME) if service is not None else None
     if stored is not None:
         mdl = model_mod.load(stored[1])
         log.info("engine loaded stored model", extra={"model_id": stored[0]})
-    else:  # no database (`triage classify` on its own): the seed model, kept in memory
-        mdl = model_mod.load(model_mod.train(model_mod.default_examples()))
+    else:  # no database (`triage classify` on its own): the shipped model
+        mdl = model_mod.default_model()
+    if mdl.encoder is not None:
+        mdl.encoder.load()  # before the first comment, not on it
     engine = Engine(settings=policy_settings(settings), model=mdl)
     return with_lists(engine, lists or {})
 
 
 def store_seed_model(service: CommentService) -> int | None:
-    """Learn from the shipped seed data and store the model, unless one is stored already;
-    returns the new model's id. `triage seed` runs this before any worker starts: each pool
-    process then loads the model in milliseconds, where training it at start (seconds, in
-    every process at once) outlasted the time Celery gives a pool process to come up."""
+    """Store the shipped model unless one is stored already; returns the new model's id.
+    `triage seed` runs this before any worker starts, so every process loads one stored model."""
     from .engine import model as model_mod
 
     if service.latest_model_id(MODEL_NAME) is not None:
         return None
-    return service.save_model(MODEL_NAME, model_mod.train(model_mod.default_examples()), 0)
+    return service.save_model(MODEL_NAME, model_mod.default_blob(), 0)
 
 
 def with_lists(engine: Any, lists: dict[str, list[str]]) -> Any:
@@ -157,12 +158,16 @@ class Runtime:
         return protocol.claim(self.queue_scripts, self.settings.queue_name, batch,
                               self.settings.visibility_timeout)
 
-    def recent_duplicates_many(self, items: list[tuple[str, str]]) -> dict[str, int]:
-        """For each (comment id, body): other comments with the same text in the last hour,
-        any article, any author. A set per text, so a re-delivered task does not count twice."""
+    def recent_duplicates_many(self, items: list[tuple[str, str, str | None, str]]) -> dict[str, int]:
+        """For each (comment id, body, author ref, article): other comments with the same text in
+        the last hour. A long text counts site-wide (a flood pasted under many names); a short
+        one only from the same author on the same article, since many people write "thank you".
+        A set per text, so a re-delivered task does not count twice."""
         if not items:
             return {}
-        keys = [f"triage:dup:{fingerprint(body)}" for _, body in items]
+        keys = [f"triage:dup:{fingerprint(body)}" if len(body.split()) >= DUPLICATE_SITE_WIDE_WORDS
+                else f"triage:dup:{fingerprint(body)}:{hashlib.sha1(f'{ref}|{slug}'.encode()).hexdigest()[:16]}"
+                for _, body, ref, slug in items]
         counts = self.scripts.call("duplicates", len(keys), *keys, DUPLICATE_WINDOW_SECONDS,
-                                   *(cid for cid, _ in items))
-        return {cid: max(0, int(n) - 1) for (cid, _), n in zip(items, counts)}
+                                   *(cid for cid, *_ in items))
+        return {cid: max(0, int(n) - 1) for (cid, *_), n in zip(items, counts)}

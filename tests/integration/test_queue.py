@@ -333,7 +333,8 @@ def test_recent_duplicates_count_other_comments_with_the_same_text(queue_setting
     """A batch's duplicate counts come from one script call: the same text (whatever its case
     and spacing) counts every other comment that carried it, earlier batches and this one,
     and a comment seen again (a re-delivered batch) does not count itself twice. A Redis that
-    forgot the script (a restart) gets it again."""
+    forgot the script (a restart) gets it again. A short text counts only from the same author
+    on the same article (many readers write "thank you"); a long one counts site-wide."""
     import redis
 
     from workers.runtime import DUPLICATE_WINDOW_SECONDS, Runtime, fingerprint
@@ -341,10 +342,17 @@ def test_recent_duplicates_count_other_comments_with_the_same_text(queue_setting
     rt = Runtime(queue_settings)
     text = "Ketamine clinic deals, message me today"
     assert rt.recent_duplicates_many([]) == {}
-    assert rt.recent_duplicates_many([("a", text), ("b", "Something else entirely.")]) == {"a": 0, "b": 0}
+    got = rt.recent_duplicates_many([("a", text, "ref1", "art"), ("b", "Something else entirely.", "ref1", "art")])
+    assert got == {"a": 0, "b": 0}
     redis.Redis.from_url(queue_settings.redis_url).script_flush()
-    got = rt.recent_duplicates_many([("c", "  KETAMINE clinic deals,   message me TODAY "), ("d", text),
-                                     ("a", text)])
+    got = rt.recent_duplicates_many([("c", "  KETAMINE clinic deals,   message me TODAY ", "ref1", "art"),
+                                     ("d", text, "ref1", "art"), ("a", text, "ref1", "art")])
     assert got == {"c": 1, "d": 2, "a": 2}
-    ttl = redis.Redis.from_url(queue_settings.redis_url).ttl(f"triage:dup:{fingerprint(text)}")
+    # the same short text from another author, or on another article, is no duplicate
+    got = rt.recent_duplicates_many([("e", text, "ref2", "art"), ("f", text, "ref1", "other")])
+    assert got == {"e": 0, "f": 0}
+    flood = "Visit our clinic for the best ketamine deals in town, call us today and ask for Sam"
+    got = rt.recent_duplicates_many([(f"g{i}", flood, f"ref{i}", f"art{i}") for i in range(3)])
+    assert got == {"g0": 0, "g1": 1, "g2": 2}  # each counts those before it
+    ttl = redis.Redis.from_url(queue_settings.redis_url).ttl(f"triage:dup:{fingerprint(flood)}")
     assert 0 < ttl <= DUPLICATE_WINDOW_SECONDS

@@ -21,9 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+import numpy as np
+
+from workers.engine.encoder import SentenceEncoder, default_encoder
 from workers.engine.filters.base import Context
-from workers.engine.model import Example, default_examples, load, train
-from workers.engine.pipeline import Engine
+from workers.engine.model import Example, Model, default_examples, default_model, load, train
+from workers.engine.pipeline import Engine, Verdict
 from workers.engine.policy import PolicySettings
 
 GOALS: dict[str, tuple[str, float]] = {
@@ -115,6 +118,29 @@ def score_verdicts(items: Sequence[dict[str, Any]], verdicts: dict[str, dict[str
     return values, counts, misses
 
 
+class MemoEncoder(SentenceEncoder):
+    """The process's encoder, remembering every text it encoded: an evaluation trains many
+    models on the same corpus, and encoding it is most of the cost."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._memo: dict[str, np.ndarray] = {}
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        missing = [t for t in dict.fromkeys(texts) if t not in self._memo]
+        if missing:
+            self._memo.update(zip(missing, default_encoder().encode(missing), strict=True))
+        return np.stack([self._memo[t] for t in texts]) if texts else default_encoder().encode([])
+
+
+_MEMO = MemoEncoder()
+
+
+def _fit(examples: list[Example]) -> bytes:
+    """A model on `examples` with the shipped model's calibrated thresholds."""
+    return train(examples, encoder=_MEMO, thresholds=default_model().thresholds)
+
+
 def _folds(n: int, k: int) -> list[list[int]]:
     return [list(range(i, n, k)) for i in range(k)]
 
@@ -135,7 +161,8 @@ def evaluate_dev(path: Path | None = None, *, folds: int = 5, settings: PolicySe
     for fold in _folds(len(items), folds):
         held_out = set(fold)
         train_ex = [Example(x["body"], x.get("author"), x["label"]) for i, x in enumerate(items) if i not in held_out]
-        engine = Engine(settings=settings, model=load(train(train_ex + extra)))
+        # trained on remembered vectors; the timed comments below are encoded for real
+        engine = Engine(settings=settings, model=load(_fit(train_ex + extra), encoder=default_encoder()))
         # a running worker has seen earlier comments: warm the per-word caches on the training
         # folds (untimed) so timings reflect steady state rather than a cold start
         for i, x in enumerate(items):
@@ -184,7 +211,7 @@ def evaluate_youtube(directory: Path | None = None, *, include_seed: bool = Fals
         cut = int(round(len(rows) * 0.7))
         train_rows, test_rows = rows[:cut], rows[cut:]
         ex = [Example(r["CONTENT"], None, "spam" if r["CLASS"].strip() == "1" else "ok") for r in train_rows]
-        engine = Engine(settings=settings, model=load(train(ex + seed)))
+        engine = Engine(settings=settings, model=load(_fit(ex + seed), encoder=_MEMO))
         verdicts = engine.classify_batch([{"body": r["CONTENT"]} for r in test_rows])
         tp = tn = fp = fn = 0
         for r, v in zip(test_rows, verdicts):
@@ -269,3 +296,102 @@ def main() -> None:  # pragma: no cover - convenience for `python -m workers.eng
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+@dataclass
+class RobustnessResult:
+    """Per obfuscation and label: comments whose outcome the obfuscation left as it was."""
+
+    kept: dict[str, dict[str, tuple[int, int]]]  # obfuscation -> label -> (kept, of)
+    changed: list[dict[str, Any]]
+
+
+ROBUSTNESS_LABELS = ("ok", "spam", "profanity", "unsafe_medical", "self_harm", "harassment")
+
+
+def evaluate_robustness(engine: Engine, items: Sequence[dict[str, Any]]) -> RobustnessResult:
+    """Each labelled comment under each obfuscation must keep its action and priority (so an
+    ordinary comment published as written stays published)."""
+    from workers.engine.obfuscations import OBFUSCATIONS
+
+    items = [x for x in items if not x.get("ambiguous")]
+
+    def judge(bodies: list[str]) -> list[Verdict]:
+        vectors = engine.sentence_vectors(bodies)
+        return [engine.classify(b, x.get("author"), Context(author=x.get("author")),
+                                vector=None if vectors is None else vectors[i])
+                for i, (b, x) in enumerate(zip(bodies, items, strict=True))]
+
+    base = judge([x["body"] for x in items])
+    kept: dict[str, dict[str, tuple[int, int]]] = {}
+    changed: list[dict[str, Any]] = []
+    for name, fn in OBFUSCATIONS.items():
+        bodies = [fn(x["body"]) for x in items]
+        row = {label: [0, 0] for label in ROBUSTNESS_LABELS}
+        for x, b, before, after in zip(items, bodies, base, judge(bodies), strict=True):
+            same = (after.action, after.priority) == (before.action, before.priority)
+            row[x["label"]][0] += same
+            row[x["label"]][1] += 1
+            if not same:
+                changed.append({"obfuscation": name, "id": x.get("id"), "label": x["label"],
+                                "before": [before.action, before.priority],
+                                "after": [after.action, after.priority], "body": b})
+        kept[name] = {k: (v[0], v[1]) for k, v in row.items()}
+    return RobustnessResult(kept, changed)
+
+
+def render_robustness(result: RobustnessResult) -> str:
+    """Markdown: obfuscation × label → comments whose outcome stayed the same."""
+    lines = ["| obfuscation | " + " | ".join(ROBUSTNESS_LABELS) + " |",
+             "|---|" + "---|" * len(ROBUSTNESS_LABELS)]
+    for name, row in result.kept.items():
+        lines.append(f"| {name} | " + " | ".join(f"{k}/{n}" for k, n in row.values()) + " |")
+    return "\n".join(lines)
+
+
+_METRIC_COLUMNS = (("ok_published", "ok published"), ("ok_blocked", "ok blocked"), ("spam_caught", "spam caught"),
+                   ("spam_blocked_of_expect_block", "blatant spam blocked"),
+                   ("unsafe_medical_caught", "unsafe medical caught"), ("self_harm_urgent", "self-harm urgent"),
+                   ("harassment_caught", "harassment caught"), ("profanity_safe", "profanity safe"))
+
+
+def _metric_row(m: dict[str, Any]) -> str:
+    cells = []
+    for key, _ in _METRIC_COLUMNS:
+        v = m.get(key)
+        cells.append("—" if v is None else f"{v:.0f}" if key == "ok_blocked" else f"{v:.3f}")
+    return " | ".join(cells)
+
+
+def render_cross_source(model: Model | None = None) -> str:
+    """Markdown: each corpus source judged by the whole chain with a model that never saw it
+    (measured when the shipped model was built)."""
+    model = model or default_model()
+    cal = model.meta.get("calibration") or {}
+    rows = cal.get("cross_source") or {}
+    if not rows:
+        return "_The shipped model carries no cross-source measurement (run `make model`)._"
+    head = "| source left out | n | " + " | ".join(h for _, h in _METRIC_COLUMNS) + " |"
+    lines = [head, "|---|---|" + "---|" * len(_METRIC_COLUMNS)]
+    for source, m in rows.items():
+        lines.append(f"| {source} | {m.get('n', 0):.0f} | {_metric_row(m)} |")
+    th = cal.get("thresholds", {})
+    lines.append("")
+    lines.append("Model thresholds (chosen on these out-of-sample predictions): "
+                 + ", ".join(f"{c} {t:.2f}" for c, t in th.items()) + "; ordinary comments the model "
+                 "alone holds, per category: " + ", ".join(f"{c} {v:.3f}" for c, v in cal.get("ok_flagged", {}).items())
+                 + f". Corpus {str(model.meta.get('corpus', ''))[:12]}.")
+    return "\n".join(lines)
+
+
+def render_unseen_log(path: Path) -> str:
+    """Markdown: each unseen set's first score, before anything was changed for it."""
+    if not path.exists():
+        return "_No unseen set has been scored yet._"
+    head = "| set | scored (UTC) | engine | n | " + " | ".join(h for _, h in _METRIC_COLUMNS) + " |"
+    lines = [head, "|---|---|---|---|" + "---|" * len(_METRIC_COLUMNS)]
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            r = json.loads(line)
+            lines.append(f"| {r['set']} | {r['scored']} | {r['engine']} | {r['n']} | {_metric_row(r['metrics'])} |")
+    return "\n".join(lines)

@@ -1,5 +1,14 @@
-"""The learned model: TF-IDF (binary term presence) over word and character n-grams of the normalised text (plus the
-author name), multinomial logistic regression over the labels.
+"""The learned model, two heads over the labels, averaged:
+
+- n-grams: TF-IDF (binary term presence) over word and character n-grams of the normalised text
+  (plus the author name), multinomial logistic regression;
+- sentence: a multilingual sentence vector (encoder.py) of the normalised text, multinomial
+  logistic regression. It carries what was learned in one language to the others;
+- neighbours: the labels of the ten training comments nearest in that vector space, weighted
+  by similarity (the same memory names the examples a moderator is shown).
+
+The thresholds at which the model alone holds a comment are calibrated on out-of-sample
+predictions (`calibrate`) and travel with the model.
 
 Training uses scikit-learn; prediction does not. At load time the fitted vocabulary, idf
 weights and coefficients are kept as plain arrays and a comment is scored with a sparse dot
@@ -11,18 +20,22 @@ code. Blobs are only ever loaded from our own database or the seed data shipped 
 
 from __future__ import annotations
 
+import base64
 import csv
 import gzip
 import json
+import logging
 import math
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from workers.engine.encoder import ENCODER_ID, SentenceEncoder, default_encoder
 from workers.engine.filters.base import Text
 from workers.engine.normalise import normalise
 from workers.engine.patterns import (
@@ -45,9 +58,20 @@ from workers.engine.patterns import (
     is_reputable,
 )
 
-FORMAT_VERSION = 1
-MODEL_ID = "model@1"
+FORMAT_VERSION = 2
+MODEL_ID = "model@2"
+KIND = "ngram+sentence"
+# Categories the model may hold a comment for on its own, with the thresholds used until a
+# calibration says otherwise.
+MODEL_CATEGORIES = ("self_harm", "unsafe_medical", "harassment", "spam")
+DEFAULT_THRESHOLDS = {"self_harm": 0.3, "unsafe_medical": 0.5, "harassment": 0.5, "spam": 0.5}
+NEIGHBOURS = 10
+NEIGHBOUR_SHARPNESS = 10.0  # weight exp(10 · cosine): the nearest count most
+# Labels whose training comments may be shown to moderators as "similar" (shipped corpus only).
+SHOWN_LABELS = ("self_harm", "unsafe_medical", "harassment")
 DATA = Path(__file__).parent / "filters" / "data"
+log = logging.getLogger(__name__)
+_NO_ENCODER = SentenceEncoder()  # for reading a blob's metadata: never loads weights
 
 _MONEY = re.compile(r"[$€£]\s?\d[\d,.]*|\d[\d,.]*\s?(?:usd|eur|gbp|dollars|euros)")
 _DIGIT = re.compile(r"\d")
@@ -124,17 +148,43 @@ def features(text: str, author: str | None) -> list[str]:
     return feats
 
 
+@dataclass(frozen=True, slots=True)
+class Exemplar:
+    """A labelled training comment shown to moderators as "similar to" (shipped data only)."""
+
+    label: str
+    text: str
+    ref: str
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
 class Model:
     """A fitted model, scored without scikit-learn."""
 
     def __init__(self, vocab: dict[str, int], idf: np.ndarray, coef: np.ndarray,
-                 intercept: np.ndarray, classes: list[str], meta: dict) -> None:
+                 intercept: np.ndarray, classes: list[str], meta: dict,
+                 dense_coef: np.ndarray | None = None, dense_intercept: np.ndarray | None = None,
+                 thresholds: dict[str, float] | None = None,
+                 exemplars: tuple[Exemplar, ...] = (), exemplar_vectors: np.ndarray | None = None,
+                 encoder: SentenceEncoder | None = None) -> None:
         self.vocab = vocab
         self.idf = idf
         self.coef_t = np.ascontiguousarray(coef.T)  # (features, classes): row gather is cheap
         self.intercept = intercept
         self.classes = classes
         self.meta = meta
+        self.dense_coef_t = None if dense_coef is None else np.ascontiguousarray(dense_coef.T, dtype=np.float32)
+        self.dense_intercept = dense_intercept
+        self.thresholds = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
+        self.exemplars = exemplars
+        self.exemplar_vectors = exemplar_vectors
+        label_index = {c: i for i, c in enumerate(classes)}
+        self._exemplar_labels = np.array([label_index.get(e.label, -1) for e in exemplars], dtype=np.int64)
+        self.encoder = encoder if encoder is not None else (default_encoder() if dense_coef is not None else None)
         # word -> (vocabulary columns of its features, {next word: column of the pair}): words
         # repeat, so n-gram and pair strings need not be rebuilt
         self._word_cols: dict[str, tuple[tuple[int, ...], dict[str, int] | None]] = {}
@@ -148,9 +198,18 @@ class Model:
         self._author_cols: dict[str | None, tuple[int, ...]] = {}
         self.model_id = f"model@{meta.get('format', FORMAT_VERSION)}.{meta.get('trained_on', 0)}"
 
-    def predict(self, text: Text | str, author: str | None = None) -> dict[str, float]:
-        """Probability per label ("ok" and categories) for one comment."""
-        s = text.normalised if isinstance(text, Text) else normalise(text).normalised
+    @property
+    def has_sentence_head(self) -> bool:
+        return self.dense_coef_t is not None
+
+    def vectors(self, texts: Sequence[Text | str]) -> np.ndarray | None:
+        """Sentence vectors of (normalised) comments, or None for an n-gram-only model."""
+        if self.encoder is None or self.dense_coef_t is None:
+            return None
+        return self.encoder.encode([t.normalised if isinstance(t, Text) else normalise(t).normalised
+                                    for t in texts])
+
+    def _columns(self, s: str, author: str | None) -> list[int]:
         vocab = self.vocab
         cache = self._word_cols
         tags, words = _parts(s)
@@ -179,6 +238,12 @@ class Model:
                 self._author_cols.clear()
             ac = self._author_cols[author] = tuple(vocab[f] for f in author_features(author) if f in vocab)
         cols.extend(ac)
+        return cols
+
+    def ngram_probs(self, text: Text | str, author: str | None = None) -> np.ndarray:
+        """The n-gram head's probabilities, in the order of `classes`."""
+        s = text.normalised if isinstance(text, Text) else normalise(text).normalised
+        cols = self._columns(s, author)
         if cols:
             uniq = set(cols)
             idx = np.fromiter(uniq, dtype=np.int64, count=len(uniq))
@@ -191,51 +256,179 @@ class Model:
             z = self.intercept.copy()
         if len(self.classes) == 2 and z.shape[0] == 1:
             p1 = 1.0 / (1.0 + math.exp(-float(z[0])))
-            return {self.classes[0]: 1.0 - p1, self.classes[1]: p1}
-        e = np.exp(z - z.max())
-        e /= e.sum()
-        return dict(zip(self.classes, e.tolist()))
+            return np.array([1.0 - p1, p1])
+        return _softmax(z)
+
+    def sentence_probs(self, vector: np.ndarray) -> np.ndarray:
+        """The sentence head's probabilities for one vector."""
+        assert self.dense_coef_t is not None and self.dense_intercept is not None
+        z = vector @ self.dense_coef_t + self.dense_intercept
+        if z.shape[0] == 1:  # two labels: one logit
+            p1 = 1.0 / (1.0 + math.exp(-float(z[0])))
+            return np.array([1.0 - p1, p1])
+        return _softmax(z)
+
+    def neighbour_probs(self, vector: np.ndarray, k: int = NEIGHBOURS) -> np.ndarray | None:
+        """Label shares among the k nearest training comments, weighted by similarity."""
+        if self.exemplar_vectors is None or len(self.exemplars) < k:
+            return None
+        sims = self.exemplar_vectors @ vector
+        top = np.argpartition(-sims, k)[:k]
+        w = np.exp(NEIGHBOUR_SHARPNESS * sims[top])
+        p = np.bincount(self._exemplar_labels[top], weights=w, minlength=len(self.classes))[: len(self.classes)]
+        return p / p.sum()
+
+    def predict(self, text: Text | str, author: str | None = None,
+                vector: np.ndarray | None = None) -> dict[str, float]:
+        """Probability per label ("ok" and categories) for one comment."""
+        p = self.ngram_probs(text, author)
+        if self.dense_coef_t is not None:
+            if vector is None:
+                vecs = self.vectors([text])
+                vector = None if vecs is None else vecs[0]
+            if vector is not None:
+                heads = [p, self.sentence_probs(vector)]
+                near = self.neighbour_probs(vector)
+                if near is not None:
+                    heads.append(near)
+                p = np.mean(heads, axis=0)
+        return dict(zip(self.classes, p.tolist(), strict=True))
+
+    def weighty_words(self, text: Text, author: str | None, category: str, n: int = 3) -> list[str]:
+        """The words of the comment that pushed the n-gram head most towards `category`."""
+        if category not in self.classes:
+            return []
+        c = self.classes.index(category)
+        ok = self.classes.index("ok") if "ok" in self.classes else None
+        _, words = _parts(text.normalised)
+        weight: dict[str, float] = {}
+        for w in set(words):
+            cols = [self.vocab[f] for f in word_features(w) if f in self.vocab]
+            if not cols:
+                continue
+            idx = np.asarray(cols)
+            diff = self.coef_t[idx, c] - (self.coef_t[idx, ok] if ok is not None else 0.0)
+            weight[w] = float((self.idf[idx] * diff).sum())
+        top = sorted((w for w in weight if weight[w] > 0 and len(w) > 2), key=lambda w: -weight[w])
+        return top[:n]
+
+    def similar(self, vector: np.ndarray | None, category: str, n: int = 2) -> list[Exemplar]:
+        """The labelled examples of `category` nearest to the comment's sentence vector."""
+        if vector is None or self.exemplar_vectors is None or not self.exemplars:
+            return []
+        # only the shipped corpus keeps texts to show
+        idx = [i for i, e in enumerate(self.exemplars) if e.label == category and e.text]
+        if not idx:
+            return []
+        sims = self.exemplar_vectors[idx] @ vector
+        return [self.exemplars[idx[i]] for i in np.argsort(-sims)[:n]]
 
 
 def _identity(x: list[str]) -> list[str]:
     return x
 
 
-def train(examples: Iterable[Example], *, C: float = 10.0) -> bytes:
-    """Fit on labelled examples and return a versioned blob for `load`."""
+def _b64(a: np.ndarray, dtype: str) -> dict:
+    a = np.ascontiguousarray(a, dtype=dtype)
+    return {"dtype": dtype, "shape": list(a.shape), "data": base64.b64encode(a.tobytes()).decode("ascii")}
+
+
+def _unb64(d: dict) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(d["data"]), dtype=d["dtype"]).reshape(d["shape"]).astype(np.float32)
+
+
+def _fit_ngram(exs: list[Example], C: float) -> tuple[Any, Any]:
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
-    exs = list(examples)
     docs = [features(normalise(e.body).normalised, e.author) for e in exs]
-    labels = [e.label for e in exs]
     vec = TfidfVectorizer(analyzer=_identity, binary=True, min_df=2, norm="l2")
     X = vec.fit_transform(docs)
     clf = LogisticRegression(C=C, class_weight="balanced", max_iter=3000)
-    clf.fit(X, labels)
+    clf.fit(X, [e.label for e in exs])
+    return vec, clf
+
+
+def _fit_sentence(vectors: np.ndarray, labels: list[str], classes: list[str],
+                  C: float) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.linear_model import LogisticRegression
+
+    clf = LogisticRegression(C=C, class_weight="balanced", max_iter=5000)
+    clf.fit(vectors, labels)
+    if list(clf.classes_) != classes:  # same label order as the n-gram head
+        raise ValueError(f"sentence head labels {list(clf.classes_)} differ from {classes}")
+    return clf.coef_, clf.intercept_
+
+
+def train(examples: Iterable[Example], *, C: float = 10.0, base: Model | None = None,
+          vectors: np.ndarray | None = None, thresholds: dict[str, float] | None = None,
+          refs: Sequence[str] | None = None, sentence: bool = True,
+          encoder: SentenceEncoder | None = None, sentence_C: float = 4.0,
+          meta: dict[str, Any] | None = None) -> bytes:
+    """Fit on labelled examples and return a versioned blob for `load`.
+
+    With `base`, only the n-gram head is fitted again (moderators' decisions teach it); the
+    sentence head, its thresholds and its neighbours come from `base`, so no private comment is
+    ever shown as an example. Otherwise the sentence head is fitted on `vectors` (computed when
+    not given), and every example becomes a neighbour; with `refs` (the shipped corpus, one
+    reference per example) the texts of SHOWN_LABELS are kept to be shown.
+    """
+    exs = list(examples)
+    vec, clf = _fit_ngram(exs, C)
+    classes = [str(c) for c in clf.classes_]
     vocab = {k: int(v) for k, v in vec.vocabulary_.items()}
-    payload = {
+    payload: dict[str, Any] = {
         "format": FORMAT_VERSION,
-        "kind": "tfidf-logreg",
+        "kind": KIND,
         "trained_on": len(exs),
-        "classes": [str(c) for c in clf.classes_],
+        "classes": classes,
         "vocab": sorted(vocab, key=vocab.__getitem__),
         "idf": [round(float(x), 6) for x in vec.idf_],
         "coef": [[round(float(x), 6) for x in row] for row in clf.coef_],
         "intercept": [float(x) for x in clf.intercept_],
+        "meta": dict(meta or {}),
     }
+    if base is not None and base.dense_coef_t is not None and base.classes == classes:
+        assert base.dense_intercept is not None
+        payload["sentence"] = {"encoder": ENCODER_ID, "coef": _b64(base.dense_coef_t.T, "float32"),
+                               "intercept": _b64(base.dense_intercept, "float32")}
+        payload["thresholds"] = dict(base.thresholds)
+        if base.exemplar_vectors is not None:
+            payload["exemplars"] = {"items": [[e.label, e.text, e.ref] for e in base.exemplars],
+                                    "vectors": _b64(base.exemplar_vectors, "float16")}
+    elif sentence:
+        enc = encoder or default_encoder()
+        if vectors is None:
+            vectors = enc.encode([normalise(e.body).normalised for e in exs])
+        coef, intercept = _fit_sentence(vectors, [e.label for e in exs], classes, sentence_C)
+        payload["sentence"] = {"encoder": ENCODER_ID, "coef": _b64(coef, "float32"),
+                               "intercept": _b64(intercept, "float32")}
+        texts = [e.body[:280] if refs is not None and e.label in SHOWN_LABELS else "" for e in exs]
+        payload["exemplars"] = {"items": [[e.label, t, ref] for e, t, ref in
+                                          zip(exs, texts, refs or [""] * len(exs), strict=True)],
+                                "vectors": _b64(vectors, "float16")}
+    if thresholds is not None:
+        payload["thresholds"] = {k: round(float(v), 4) for k, v in thresholds.items()}
     return gzip.compress(json.dumps(payload, separators=(",", ":")).encode("utf-8"), mtime=0)
 
 
-def load(blob: bytes) -> Model:
+def load(blob: bytes, encoder: SentenceEncoder | None = None) -> Model:
     """Rebuild a model from a blob made by `train`; refuses unknown formats."""
     payload = json.loads(gzip.decompress(blob).decode("utf-8"))
-    if payload.get("format") != FORMAT_VERSION or payload.get("kind") != "tfidf-logreg":
+    if payload.get("format") != FORMAT_VERSION or payload.get("kind") != KIND:
         raise ValueError(f"unsupported model blob format {payload.get('format')!r}")
     vocab = {f: i for i, f in enumerate(payload["vocab"])}
-    meta = {k: payload[k] for k in ("format", "kind", "trained_on")}
+    meta = {k: payload[k] for k in ("format", "kind", "trained_on")} | payload.get("meta", {})
+    dense = payload.get("sentence")
+    ex = payload.get("exemplars")
     return Model(vocab, np.asarray(payload["idf"]), np.asarray(payload["coef"]),
-                 np.asarray(payload["intercept"]), list(payload["classes"]), meta)
+                 np.asarray(payload["intercept"]), list(payload["classes"]), meta,
+                 dense_coef=_unb64(dense["coef"]) if dense else None,
+                 dense_intercept=_unb64(dense["intercept"]) if dense else None,
+                 thresholds=payload.get("thresholds"),
+                 exemplars=tuple(Exemplar(*it) for it in ex["items"]) if ex else (),
+                 exemplar_vectors=_unb64(ex["vectors"]) if ex else None,
+                 encoder=encoder)
 
 
 def read_jsonl_examples(path: Path) -> Iterator[Example]:
@@ -255,16 +448,30 @@ def read_youtube_examples(path: Path) -> Iterator[Example]:
 
 
 def default_examples() -> list[Example]:
-    """Seed training data shipped in workers/filters/data/ (seed_*.jsonl and seed_*.csv)."""
-    out: list[Example] = []
-    for p in sorted(DATA.glob("seed_*.jsonl")):
-        out.extend(read_jsonl_examples(p))
-    for p in sorted(DATA.glob("seed_*.csv")):
-        out.extend(read_youtube_examples(p))
-    return out
+    """The shipped corpus (filters/data/corpus/), every source."""
+    from workers.engine import corpus
+
+    return [Example(x.body, x.author, x.label) for items in corpus.sources().values() for x in items]
+
+
+SHIPPED = DATA / "model.json.gz"
+
+
+def default_blob() -> bytes:
+    """The shipped model (built by `triage model build` from the corpus it names); trained here,
+    uncalibrated, only if the corpus changed since it was built."""
+    from workers.engine import corpus
+
+    if SHIPPED.exists():
+        blob = SHIPPED.read_bytes()
+        if load(blob, encoder=_NO_ENCODER).meta.get("corpus") == corpus.digest():
+            return blob
+    log.warning("the shipped model does not match the corpus: training one now, with default "
+                "thresholds (run `make model`)")
+    return train(default_examples())
 
 
 @lru_cache(maxsize=1)
 def default_model() -> Model:
-    """The model trained on the seed data, built once per process."""
-    return load(train(default_examples()))
+    """The default blob's model, loaded once per process."""
+    return load(default_blob())

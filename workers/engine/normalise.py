@@ -17,6 +17,7 @@ import html
 import re
 import unicodedata
 from functools import lru_cache
+from pathlib import Path
 
 from workers.engine.filters.base import Text
 from workers.engine.patterns import EMAILISH as _EMAILISH
@@ -28,16 +29,49 @@ _INVISIBLE = {0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF, 0x00AD, 0x180E, 0x034F, 0x
 _INVISIBLE.update(range(0x202A, 0x202F))  # bidi embeddings/overrides
 _INVISIBLE.update(range(0x2066, 0x206A))  # bidi isolates
 _INVISIBLE.update(range(0xFE00, 0xFE10))  # variation selectors
+# Characters drawn as nothing that fill the place of a letter: read as a space between letters,
+# so "k\u3164i\u3164l\u3164l" becomes spaced letters, which are joined below.
+_BLANK = "\x1f"  # a blank's place holder until it is known to split letters or words
+_BLANKS = {0x3164, 0xFFA0, 0x115F, 0x1160, 0x2800, 0x2028, 0x2029}
 
-# Look-alike letters from other scripts; folded only inside words that also use Latin letters,
-# so genuine Russian or Greek text keeps its own letters.
-_CONFUSABLES = {
-    "а": "a", "в": "b", "е": "e", "ё": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p",
-    "с": "c", "т": "t", "у": "y", "х": "x", "і": "i", "ї": "i", "ј": "j", "ѕ": "s", "ԁ": "d",
-    "ɡ": "g", "һ": "h", "ӏ": "l", "ԛ": "q", "ԝ": "w", "ꓲ": "i",
-    "α": "a", "β": "b", "ε": "e", "η": "n", "ι": "i", "κ": "k", "ν": "v", "ο": "o", "ρ": "p",
-    "τ": "t", "υ": "u", "χ": "x", "ϲ": "c", "ս": "u", "օ": "o", "ı": "i", "ℓ": "l",
+# Look-alike letters the Unicode data does not fold to a Latin letter but readers take for one
+# (Greek epsilon, tau and kappa fold to other non-Latin look-alikes there).
+_EXTRA_CONFUSABLES = {
+    "ε": "e", "η": "n", "ι": "i", "κ": "k", "ν": "v", "τ": "t", "χ": "x", "β": "b", "н": "h",
+    "м": "m", "т": "t", "в": "b", "к": "k", "ё": "e", "ї": "i", "ꓲ": "i", "ս": "u", "օ": "o",
 }
+CONFUSABLES_FILE = Path(__file__).parent / "filters" / "data" / "unicode_confusables.txt"
+
+
+@lru_cache(maxsize=1)
+def latin_lookalikes() -> dict[str, str]:
+    """Non-ASCII letter -> the Latin letter(s) it is drawn like, lower case.
+
+    From the Unicode confusables data (UTS #39, the version named in the file's header), kept
+    where a letter maps to ASCII letters or digits, plus _EXTRA_CONFUSABLES.
+    """
+    raw: dict[str, str] = {}
+    with open(CONFUSABLES_FILE, encoding="utf-8-sig") as f:
+        for line in f:
+            fields = line.split("#", 1)[0].split(";")
+            if len(fields) < 2 or not fields[0].strip():
+                continue
+            src = "".join(chr(int(h, 16)) for h in fields[0].split())
+            raw[src] = "".join(chr(int(h, 16)) for h in fields[1].split())
+    out: dict[str, str] = {}
+    for src, tgt in raw.items():
+        for _ in range(3):  # a few prototypes map on again (to a Latin letter at last)
+            if tgt.isascii() or tgt not in raw:
+                break
+            tgt = raw[tgt]
+        if len(src) != 1 or src.isascii() or not src.isalpha() or not tgt.isascii() or not tgt.isalnum():
+            continue
+        for s_ in {src, src.lower()}:
+            if len(s_) == 1 and not s_.isascii():
+                out.setdefault(s_, tgt.lower())
+    out.update(_EXTRA_CONFUSABLES)
+    return out
+
 
 # Letters that only ever stand in for Latin ones (small capitals, phonetic and Cherokee look-alikes);
 # folded wherever they occur.
@@ -73,8 +107,10 @@ def _fold_char(ch: str) -> str:
     cp = ord(ch)
     if cp in _INVISIBLE:
         return ""
+    if cp in _BLANKS:
+        return _BLANK
     cat = unicodedata.category(ch)
-    if cat == "Cf":
+    if cat in ("Cf", "Mn", "Me"):
         return ""
     if cat == "Cc":
         return " " if ch in "\n\r\t\v\f" else ""
@@ -86,8 +122,7 @@ def _fold_char(ch: str) -> str:
     if enc:
         return enc
     decomposed = unicodedata.normalize("NFKD", ch)
-    out = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return out if out else ch
+    return "".join(c for c in decomposed if unicodedata.category(c) not in ("Mn", "Me"))
 
 
 _ENTITY_OR_BR = re.compile(r"&(?:#\d{1,7}|#x[0-9a-fA-F]{1,6}|[a-zA-Z]{2,10});|<br\s*/?>", re.I)
@@ -183,6 +218,7 @@ _PHONE_WORD = re.compile(r"\b(?:five|zero|nine|seven|eight)\b")
 _LEET_HINT = re.compile(r"[a-z][0-9@$!][a-z0-9]|[0-9@$!][a-z][a-z]")
 _SPACED_HINT = re.compile(r"(?<!\w)[a-z0-9][ .\-_*][a-z0-9][ .\-_*][a-z0-9](?!\w)")
 _LETTER_SPACE = re.compile(r"(?<!\w)\w (?=\w(?!\w))")
+_WIDE_GAP = re.compile(r"(?<=\S) {2,}(?=\S)")
 _NOT_ASCII = re.compile(r"[^\x00-\x7f]")
 
 
@@ -196,7 +232,20 @@ def _leet(m: re.Match[str]) -> str:
 
 
 def _join_spaced(m: re.Match[str]) -> str:
-    return re.sub(r"[ .\-_]", "", m.group(0))
+    run = m.group(0)
+    if " " in run and re.search(r"[.\-_*]", run):
+        # "k.i.l.l m.y.s.e.l.f": the dots join letters, the spaces still part words
+        return " ".join(re.sub(r"[.\-_*]", "", w) for w in run.split(" "))
+    return re.sub(r"[ .\-_*]", "", run)
+
+
+_BLANK_RUN = re.compile(r"\w+(?:\x1f+\w+)+")
+
+
+def _join_blanks(m: re.Match[str]) -> str:
+    """Blanks between single letters hide a word; between words they are spaces."""
+    pieces = [p for p in m.group(0).split(_BLANK) if p]
+    return ("" if sum(map(len, pieces)) <= 2 * len(pieces) else " ").join(pieces)
 
 
 def _numbers(m: re.Match[str]) -> str:
@@ -221,22 +270,29 @@ def normalise(text: str) -> Text:
         idx = [i for f, i in zip(folded, idx) for _ in f]
         s = "".join(folded)
         # (confusables are all non-ASCII, and so is anything lower-casing to one)
-        if any(c in _CONFUSABLES or c.lower() in _CONFUSABLES for c in set(_NOT_ASCII.findall(s))):
-            s_low = s.lower()
-            latin = sum(1 for c in s_low if "a" <= c <= "z")
-            other = sum(1 for c in s_low if c in _CONFUSABLES)
-            fold_all = latin > 2 * other
+        look = latin_lookalikes()
+        s_low = s.lower()
+        foreign = set(_NOT_ASCII.findall(s_low))
+        if any(c in look for c in foreign):
+            # Genuine text in another script keeps its letters (only words that mix in Latin ones
+            # are folded); text whose every foreign letter has a Latin look-alike is folded whole.
+            letters = [c for c in s_low if c.isalpha()]
+            distinct = sum(1 for c in letters if not c.isascii() and c not in look)
+            fold_all = distinct * 10 <= len(letters)
 
             def fold_word(m: re.Match[str]) -> str:
                 w = m.group(0)
                 if fold_all or re.search(r"[a-z]", w):
-                    return "".join(_CONFUSABLES.get(c, c) for c in w)
+                    return "".join(look.get(c, c) for c in w)
                 return w
 
             # a web address or handle counts as one word: "spravato-ѕһор.com" mixes scripts
             s, idx = _sub(re.compile(r"\w+(?:[.\-/@]\w+)*"), fold_word, s_low, idx)
         else:
-            s = s.lower()
+            s = s_low
+        if _BLANK in s:
+            s, idx = _sub(_BLANK_RUN, _join_blanks, s, idx)
+            s, idx = _sub(re.compile(_BLANK + "+"), " ", s, idx)
         if len(s) != len(idx):  # lower() can change length for a few characters (İ)
             s = "".join(ch if len(ch.lower()) == 1 else ch for ch in s)
             idx = (idx + [idx[-1]] * len(s))[: len(s)] if idx else []
@@ -248,11 +304,15 @@ def normalise(text: str) -> Text:
         s, idx = _sub(_NUMBER_RUN, _numbers, s, idx)
     if _LEET_HINT.search(s):
         s, idx = _sub(_WORD_WITH_LEET, _leet, s, idx)
-    if _SPACED_HINT.search(s):
-        s, idx = _sub(_SPACED, _join_spaced, s, idx)
     if "  " in s and s.count("  ") >= 3 and len(_LETTER_SPACE.findall(s)) >= 2:
         # text written letter by letter, words separated by wider gaps: "D M  m e  f o r  K"
         s, idx = _sub(_SPACED_PAIRS, _join_spaced, s, idx)
+        s, idx = _sub(_WIDE_GAP, " ", s, idx)
+    if _SPACED_HINT.search(s):
+        joined_s, idx = _sub(_SPACED, _join_spaced, s, idx)
+        if joined_s != s and "  " in joined_s:  # gaps that parted spaced-out words
+            joined_s, idx = _sub(_WIDE_GAP, " ", joined_s, idx)
+        s = joined_s
     if "@ " in s:
         s, idx = _sub(_SPLIT_AT, "@", s, idx)
         s, idx = _sub(_SPLIT_TLD, r"\1.\2", s, idx)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import importlib
+import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from workers.engine.filters.base import Context, Filter, Finding
+from workers.engine.filters.base import Context, Filter, Finding, Text, merge_spans
 from workers.engine.model import Model, default_model
 from workers.engine.normalise import normalise
 from workers.engine.policy import Decision, PolicySettings, decide
@@ -20,7 +21,7 @@ REQUIRED_FILTERS = (
     ("workers.engine.filters.self_harm", "SelfHarmFilter"),
     ("workers.engine.filters.harassment", "HarassmentFilter"),
 )
-_BACKUP_CATEGORIES = ("unsafe_medical", "harassment", "self_harm")
+_MODEL_ONLY_CATEGORIES = ("unsafe_medical", "harassment", "self_harm")
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,13 +109,20 @@ class Engine:
         self.filters = list(filters) if filters is not None else default_filters(self.model)
 
     def classify(self, body: str, author: str | None = None, context: Context | None = None,
-                 banned: bool = False) -> Verdict:
-        """Moderate one comment (`banned`: its author is banned on this site)."""
+                 banned: bool = False, vector: Any = None) -> Verdict:
+        """Moderate one comment (`banned`: its author is banned on this site; `vector`: its
+        sentence vector when already computed for a batch)."""
         ctx = context or Context(author=author)
         if author is not None and ctx.author is None:
             ctx = replace(ctx, author=author)
         text = normalise(body)
-        probs = self.model.predict(text, ctx.author) if self.model is not None else {}
+        model = self.model
+        probs: dict[str, float] = {}
+        if model is not None:
+            if vector is None and model.has_sentence_head:
+                vecs = model.vectors([text])
+                vector = None if vecs is None else vecs[0]
+            probs = model.predict(text, ctx.author, vector)
         extra = {**ctx.extra, "model_probs": probs}
         if type(ctx) is Context:  # built directly: dataclasses.replace costs more than the rest here
             ctx = Context(author=ctx.author, article=ctx.article, recent_duplicates=ctx.recent_duplicates,
@@ -124,24 +132,48 @@ class Engine:
         findings: list[Finding] = []
         for f in self.filters:
             findings.extend(f.check(text, ctx))
-        if probs:
-            mid = self.model.model_id
-            for cat in _BACKUP_CATEGORIES:
+        if model is not None and probs:
+            for cat in _MODEL_ONLY_CATEGORIES:
                 p = probs.get(cat, 0.0)
-                if p >= 0.2:
-                    findings.append(Finding(cat, p, f"{cat}.{mid}", (), "learned model"))
+                if p >= model.thresholds[cat]:
+                    findings.append(self._model_finding(text, ctx.author, cat, p, vector))
         decision = decide(findings, self.settings, body, banned=banned)
         return Verdict(decision, tuple(findings), decision.scores)
 
+    def _model_finding(self, text: Text, author: str | None, category: str, p: float, vector: Any) -> Finding:
+        """A model doubt, with the words that weighed most and the nearest labelled examples."""
+        model = self.model
+        assert model is not None
+        words = model.weighty_words(text, author, category)
+        spans = tuple(merge_spans(text.span(m.start(), m.end()) for w in words
+                                  for m in re.finditer(r"(?<!\w)" + re.escape(w) + r"(?!\w)", text.normalised)))
+        like = model.similar(vector, category)
+        detail = "learned model"
+        if words:
+            detail += "; words: " + ", ".join(words)
+        if like:
+            detail += "; like: " + " | ".join(f"{e.ref}: {e.text[:90]}" for e in like)
+        return Finding(category, p, f"{category}.{model.model_id}", spans, detail)
+
+    def sentence_vectors(self, bodies: Sequence[str]) -> Any:
+        """The sentence vectors of many comments in one pass (None: the model has no sentence head)."""
+        if self.model is None or not self.model.has_sentence_head:
+            return None
+        return self.model.vectors([normalise(b) for b in bodies])
+
     def classify_batch(self, items: Iterable[dict[str, Any]]) -> list[Verdict]:
-        """Moderate many comments ({body, author?}); duplicates within the batch count as recent."""
+        """Moderate many comments ({body, author?}); the same author repeating a text counts as
+        a recent duplicate (two people saying "thank you" do not)."""
         items = list(items)
-        keys = [" ".join(normalise(it["body"]).normalised.split()) for it in items]
+        texts = [normalise(it["body"]) for it in items]
+        keys = [(it.get("author"), " ".join(t.normalised.split())) for it, t in zip(items, texts)]
         counts = Counter(keys)
+        vectors = self.model.vectors(texts) if self.model is not None else None
         out = []
-        for it, key in zip(items, keys):
+        for i, (it, key) in enumerate(zip(items, keys)):
             ctx = Context(author=it.get("author"), recent_duplicates=counts[key] - 1)
-            out.append(self.classify(it["body"], it.get("author"), ctx))
+            out.append(self.classify(it["body"], it.get("author"), ctx,
+                                     vector=None if vectors is None else vectors[i]))
         return out
 
 

@@ -4,8 +4,11 @@ decision, and the decision names the policy version that made it.
 Rules, in order:
 - self_harm: always hold with urgent priority; never published, never blocked.
 - spam: block only when blatant (rules alone are very sure, or rules and the model agree);
-  otherwise hold. Being unsure means hold, never block.
+  otherwise hold. Being unsure means hold, never block. A link on its own never blocks, and
+  holds only when the model or another rule also doubts the comment.
 - unsafe_medical, harassment: hold.
+- the learned model holds on its own (self_harm urgent) where its finding is present: the
+  pipeline adds one only above the model's calibrated threshold.
 - profanity alone: publish with the profane words masked (mode "mask") or hold (mode "hold").
 - nothing above its threshold: publish unchanged.
 - a banned author (after all of the above): held, or rejected when `banned_action` is
@@ -24,7 +27,9 @@ from typing import Any
 from workers.engine.filters.base import CATEGORIES, Finding
 from workers.engine.filters.profanity import replace_spans
 
-POLICY_VERSION = "policy@1"
+POLICY_VERSION = "policy@2"
+# The mere presence of a link: weak evidence that never blocks and holds only with other doubt.
+BARE_LINK_RULES = frozenset({"spam.link", "spam.link.shortener", "spam.link.many", "spam.link.platform"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,12 +48,9 @@ class PolicySettings:
     self_harm_hold: float = 0.3
     harassment_hold: float = 0.5
     harassment_block: float | None = None  # None: harassment is held, never blocked
-    model_backup_hold: float = 0.5  # model-only doubt for medical/harassment
-    # A crisis missed is far worse than a story held for a moment: the model alone holds a
-    # comment as self-harm at a lower probability than it needs for the other categories.
-    self_harm_model_hold: float = 0.45
     model_weight: float = 1.0  # how much the learned spam model counts next to the rules
     banned_action: str = "hold"  # a banned author's comments: "hold", or "reject" (blocked)
+    link_model_hold: float = 0.25  # model probability that, with a bare link, holds a comment
 
     def __post_init__(self) -> None:
         if self.profanity_mode not in ("mask", "hold"):
@@ -104,12 +106,15 @@ def category_scores(findings: Sequence[Finding], settings: PolicySettings) -> di
     # so the noisy-OR multiplies in the same order (and gives the same float) as ever.
     per_rule: dict[str, dict[str, float]] = {cat: {} for cat in CATEGORIES}
     models = dict.fromkeys(CATEGORIES, 0.0)
+    bare_link = 0.0
     for f in findings:
         rules_of = per_rule.get(f.category)
         if rules_of is None:
             continue
         if is_model_finding(f):
             models[f.category] = max(models[f.category], f.score)
+        elif f.rule in BARE_LINK_RULES:
+            bare_link = max(bare_link, f.score)
         else:
             rules_of[f.rule] = max(rules_of.get(f.rule, 0.0), f.score)
     out: dict[str, dict[str, float]] = {}
@@ -121,9 +126,12 @@ def category_scores(findings: Sequence[Finding], settings: PolicySettings) -> di
             top = max(found.values())
         else:  # most categories of most comments: what _noisy_or and max give for nothing
             rules = top = 0.0
-        combined = _noisy_or((rules, model * settings.model_weight)) if cat == "spam" else rules
+        if cat == "spam":
+            combined = _noisy_or((rules, bare_link, model * settings.model_weight))
+        else:
+            combined = rules
         out[cat] = {"rules": rules, "top_rule": top, "model": model, "combined": combined,
-                    "n_rules": float(len(found))}
+                    "n_rules": float(len(found)), "bare_link": bare_link if cat == "spam" else 0.0}
     return out
 
 
@@ -159,13 +167,14 @@ def _decide(findings: Sequence[Finding], thresholds: PolicySettings, original: s
         c = sc[cat]
         hold = s.hold_threshold(cat)
         if cat == "spam":
-            hit = c["rules"] >= hold or c["model"] * s.model_weight >= s.spam_model_hold
+            model = c["model"] * s.model_weight
+            hit = (c["rules"] >= hold or model >= s.spam_model_hold
+                   or (c["bare_link"] > 0 and (model >= s.link_model_hold or c["rules"] > 0)
+                       and _noisy_or((c["rules"], c["bare_link"])) >= hold))
         elif cat == "profanity":
             hit = c["rules"] >= hold
-        elif cat == "self_harm":
-            hit = c["rules"] >= hold or c["model"] >= s.self_harm_model_hold
         else:
-            hit = c["rules"] >= hold or c["model"] >= max(hold, s.model_backup_hold)
+            hit = c["rules"] >= hold or c["model"] > 0
         if hit:
             triggered.append(cat)
     scores = {cat: round(max(sc[cat]["combined"], sc[cat]["model"]), 4) for cat in CATEGORIES}

@@ -3,7 +3,14 @@ import json
 
 import pytest
 
-from workers.engine.model import FORMAT_VERSION, Example, default_examples, load, train
+from workers.engine.model import (
+    FORMAT_VERSION,
+    Example,
+    default_examples,
+    default_model,
+    load,
+    train,
+)
 
 SPAM = ["buy cheap ketamine online now", "order ketamine no prescription whatsapp", "cheap pills shop link here",
         "best deals on ketamine click here", "discreet shipping buy now cheap"]
@@ -41,10 +48,43 @@ def test_predict_matches_sklearn_pipeline(blob):
     assert sum(p.values()) == pytest.approx(1.0)
 
 
-def test_multiclass_on_seed_data():
+def test_the_shipped_model_was_built_from_the_shipped_corpus():
+    # a corpus file changed without `make model` would leave workers on a stale, uncalibrated model
+    from workers.engine import corpus
+    from workers.engine.model import SHIPPED
+
+    m = load(SHIPPED.read_bytes())
+    assert m.meta["corpus"] == corpus.digest()
+    assert m.has_sentence_head and m.exemplars
+    assert set(m.meta["calibration"]["thresholds"]) == {"self_harm", "unsafe_medical", "harassment"}
+    assert {m.thresholds[c] for c in ("self_harm", "unsafe_medical", "harassment")} == set(
+        m.meta["calibration"]["thresholds"].values())
+
+
+def test_the_corpus_has_every_label_and_its_sources_say_where_they_come_from():
+    from workers.engine import corpus
+
     exs = default_examples()
-    labels = {e.label for e in exs}
-    assert {"ok", "spam", "profanity", "unsafe_medical", "self_harm", "harassment"} <= labels
-    m = load(train(exs))
+    assert {"ok", "spam", "profanity", "unsafe_medical", "self_harm", "harassment"} <= {e.label for e in exs}
+    sources_md = (corpus.CORPUS / "SOURCES.md").read_text(encoding="utf-8")
+    for path in corpus.files():
+        assert f"`{path.name}`" in sources_md
+
+
+def test_multiclass_shipped_model():
+    m = default_model()
     p = m.predict("Buy Ketamine HCL online without prescription, discreet shipping", None)
     assert max(p, key=p.get) == "spam"
+    # the sentence head carries what it learned to languages with few examples
+    p = m.predict("Ich habe die Tabletten gesammelt und einen Abschiedsbrief geschrieben. Morgen ist es vorbei.")
+    assert p["self_harm"] >= m.thresholds["self_harm"]
+
+
+def test_the_sentence_head_is_kept_when_moderators_retrain():
+    base = default_model()
+    exs = [Example(b, None, "spam") for b in SPAM] * 2 + [Example(b, "Ann", "ok") for b in HAM] * 2
+    exs += [Example(e.body, e.author, e.label) for e in default_examples()[:300]]
+    m = load(train(exs, base=base))
+    assert m.thresholds == base.thresholds
+    assert m.exemplars == base.exemplars  # private comments never become shown examples
+    assert m.meta["trained_on"] == len(exs)

@@ -1,3 +1,5 @@
+import pytest
+
 from workers.engine.normalise import normalise
 
 
@@ -47,7 +49,7 @@ def test_spaced_and_dotted_letters_joined():
     assert "buy" in normalise("B.U.Y now").normalised
     assert "bullshit" in normalise("b u l l s h i t that").normalised
     t = normalise("D M  m e  f o r  K")
-    assert t.normalised.startswith("dm  me  for  k")
+    assert t.normalised.startswith("dm me for k")  # the wider gaps become word breaks
     assert back(t, "for") == "f o r"
 
 
@@ -69,3 +71,42 @@ def test_plain_ascii_is_just_lowercased():
     t = normalise(s)
     assert t.normalised == s.lower()
     assert t.offsets[:-1] == tuple(range(len(s)))
+
+
+def _marked(text, mark):
+    return "".join(c + mark if c.isalpha() else c for c in text)
+
+
+@pytest.mark.parametrize("mark", ["\u0332", "\u0336", "\u0301", "\u20dd", "\u0489"])
+def test_a_mark_on_every_letter_is_dropped(mark):
+    # marks with no precomposed form used to be put back, splitting every word
+    assert normalise(_marked("I want to kill myself tonight", mark)).normalised == "i want to kill myself tonight"
+
+
+@pytest.mark.parametrize("blank", ["\u3164", "\uffa0", "\u2800", "\u115f"])
+def test_fillers_between_letters_hide_nothing(blank):
+    spaced = " ".join(blank.join(w) for w in "kill myself tonight".split())
+    assert normalise(spaced).normalised == "kill myself tonight"
+    assert normalise(f"kill{blank}myself").normalised == "kill myself"  # a filler as a space
+
+
+def test_every_replaceable_letter_in_cyrillic():
+    # the whole word in look-alikes, in an otherwise Latin sentence
+    t = normalise("the author is a fucking іԁіоt, а геаl іԁіоt")
+    assert "fucking idiot" in t.normalised and "idiot" in t.normalised.split(", ")[-1]
+    assert back(t, "idiot") == "іԁіоt"
+
+
+def test_look_alikes_come_from_the_unicode_data_file():
+    from workers.engine.normalise import CONFUSABLES_FILE, latin_lookalikes
+
+    head = CONFUSABLES_FILE.read_text(encoding="utf-8-sig")[:400]
+    assert "confusables.txt" in head and "Version: 13.0.0" in head
+    table = latin_lookalikes()
+    assert table["р"] == "p" and table["ԁ"] == "d" and table["ꮪ"] == "s"
+    assert all(v.isascii() for v in table.values())
+
+
+def test_dotted_words_keep_their_spaces():
+    assert normalise("I w.i.s.h I c.o.u.l.d g.o").normalised == "i wish i could go"
+    assert normalise("K e t a m i n   o h n e   R e z e p t").normalised == "ketamin ohne rezept"

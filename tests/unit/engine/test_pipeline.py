@@ -50,6 +50,31 @@ def test_batch_duplicates_count_as_recent(engine):
     assert not any(f.rule == "spam.duplicate" for f in vs[4].findings)
 
 
+def test_the_same_words_from_different_people_are_no_duplicate(engine):
+    body = "Thank you so much for writing this, it helps"
+    vs = engine.classify_batch([{"body": body, "author": f"reader {i}"} for i in range(4)])
+    assert not any(f.rule == "spam.duplicate" for v in vs for f in v.findings)
+    assert all(v.action == "publish" for v in vs)
+
+
+def test_a_model_finding_says_why(engine):
+    # told as a situation, with none of the crisis phrases the rules know
+    v = engine.classify("Ich habe meine Katze der Nachbarin gegeben und die Briefe liegen auf dem Tisch. "
+                        "Morgen früh ist alles erledigt.", "anon")
+    assert (v.action, v.priority) == ("hold", "urgent")
+    model = [f for f in v.findings if f.category == "self_harm" and ".model@" in f.rule]
+    assert model, v.findings
+    assert "words:" in model[0].detail and "like:" in model[0].detail
+    assert model[0].spans  # the words that weighed most, highlighted in the original text
+
+
+def test_batch_vectors_give_the_single_comment_verdicts(engine):
+    bodies = ["I stockpiled my pills and wrote the letters", "Great article, thanks", "buy ketamine cheap"]
+    one = [engine.classify(b).to_json() for b in bodies]
+    batch = [v.to_json() for v in engine.classify_batch([{"body": b} for b in bodies])]
+    assert [(v["action"], v["priority"]) for v in one] == [(v["action"], v["priority"]) for v in batch]
+
+
 def test_classify_stream_keeps_order_and_shape(engine):
     lines = [json.dumps({"id": "a", "body": "great article"}),
              json.dumps({"id": "b", "body": "f u c k yeah", "author": "x"})]

@@ -93,3 +93,27 @@ def test_the_masked_text_is_computed_once_for_publishing_and_for_approval():
     assert published.published_body == published.masked_body == "what the ****, and ****"
     assert held.published_body is None and held.masked_body == published.masked_body
     assert decide([], S, "clean").masked_body == "clean"
+
+
+def test_a_link_alone_never_blocks():
+    link = [f("spam", 0.92, "spam.link.shortener"), f("spam", 0.7, "spam.link"), f("spam", 0.85, "spam.link.many")]
+    # however sure the model, a shortened link is no proof of spam: held at most
+    assert decide([*link, f("spam", 0.99, "spam.model@2.1")], S, "x").action == "hold"
+    # with nothing else doubting it, a news post with its link is published
+    assert decide([*link, f("spam", 0.05, "spam.model@2.1")], S, "x").action == "publish"
+    # a link beside a sales pitch is blatant
+    assert decide([*link, f("spam", 0.97, "spam.drug.sale")], S, "x").action == "block"
+
+
+def test_a_link_with_some_doubt_is_held():
+    link = [f("spam", 0.7, "spam.link")]
+    assert decide([*link, f("spam", S.link_model_hold + 0.01, "spam.model@2.1")], S, "x").action == "hold"
+    assert decide([*link, f("spam", 0.2, "spam.author")], S, "x").action == "hold"
+
+
+@pytest.mark.parametrize(("cat", "priority"), [("self_harm", "urgent"), ("unsafe_medical", "normal"),
+                                               ("harassment", "normal")])
+def test_a_model_finding_holds_on_its_own(cat, priority):
+    # the pipeline adds one only above the model's calibrated threshold, so its presence decides
+    d = decide([f(cat, 0.2, f"{cat}.model@2.4000")], S, "x")
+    assert (d.action, d.priority, d.categories) == ("hold", priority, (cat,))

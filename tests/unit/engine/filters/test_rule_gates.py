@@ -55,7 +55,7 @@ def test_gates_allow_only_texts_holding_the_literals() -> None:
 
 def _comments() -> list[str]:
     out = []
-    for name in ("seed_comments.jsonl", "seed_written.jsonl"):
+    for name in ("corpus/dev.jsonl", "corpus/written.jsonl"):
         for line in (DATA / name).read_text(encoding="utf-8").splitlines():
             if line.strip():
                 body = json.loads(line)["body"]
