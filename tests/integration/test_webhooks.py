@@ -220,7 +220,8 @@ def test_a_held_comment_reaches_the_receiver_signed_with_its_stable_id(
     resp = live_client.post(f"/v1/articles/{DEMO}/comments", json={
         "author": "Sam", "body": "I can't do this anymore, I am going to end my life tonight."})
     cid = resp.get_json()["id"]
-    wait_for(lambda: len(receiver.received) >= 3, timeout=90)
+    # The worker loads the engine (model and sentence encoder) first: give it time on a busy machine.
+    wait_for(lambda: len(receiver.received) >= 3, timeout=240)
     events = {r["body"]["event"]: r for r in receiver.received}
     assert set(events) == {"comment.submitted", "comment.held", "comment.urgent"}
     for kind, r in events.items():
