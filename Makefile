@@ -68,6 +68,7 @@ bench: install
 	      || echo "bench: could not install wrk; using the built-in Python load generator"; \
 	  else echo "bench: wrk missing and not root; using the built-in Python load generator"; fi; }
 	$(BIN)/python -m bench $(BENCH_ARGS)
+	$(BIN)/python -m bench.readers $(READERS_BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -179,6 +179,14 @@ def beat() -> None:
 
 
 @cli.command()
+def streams() -> None:
+    """Serve live updates (Server-Sent Events) with uvicorn (STREAM_PORT, STREAM_WORKERS)."""
+    from .streams.app import serve as serve_streams
+
+    serve_streams(_settings())
+
+
+@cli.command()
 def run() -> None:
     """Start everything for development: Redis if needed, migrations, API, worker, beat."""
     from .devstack import main as devstack_main

@@ -173,6 +173,25 @@ class Settings:
     webhook_pump_interval: float = field(
         default=1.0, metadata={"doc": "Seconds between turns that turn events into deliveries."}
     )
+    allowed_origins: str = field(
+        default="", metadata={"doc": "Origins (comma-separated) whose pages may read and post "
+                                     "from a browser (CORS); empty: none."}
+    )
+    events_url: str = field(
+        default="", metadata={"doc": "Public base URL of the live-updates process for widgets; "
+                                     "empty: the API's own (a proxy routes `/events` there)."}
+    )
+    stream_port: int = field(default=8001, metadata={"doc": "Port of `triage streams` (live updates)."})
+    stream_workers: int = field(
+        default=1, metadata={"doc": "Processes of `triage streams`; each holds thousands of streams."}
+    )
+    stream_heartbeat: int = field(
+        default=15, metadata={"doc": "Seconds between heartbeats on an open event stream."}
+    )
+    stream_lifetime: int = field(
+        default=300, metadata={"doc": "Seconds an event stream stays open; browsers reconnect "
+                                      "with `Last-Event-ID` and miss nothing."}
+    )
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -193,6 +212,10 @@ class Settings:
                 values[f.name] = raw
         values.update(overrides)
         return cls(**values)
+
+    def origins(self) -> list[str]:
+        """ALLOWED_ORIGINS as a list (never `*` unless a site writes it)."""
+        return [o.strip().rstrip("/") for o in self.allowed_origins.split(",") if o.strip()]
 
     def support_links(self) -> list[dict[str, str]]:
         """Crisis resources as a list of {label, url}."""

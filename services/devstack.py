@@ -101,7 +101,12 @@ def main(settings: Settings) -> int:
     triage = [sys.executable, "-m", "services"]
     subprocess.run([*triage, "migrate"], env=env, check=True)
     subprocess.run([*triage, "seed"], env=env, check=True)
-    for role in ("api", "worker", "webhooks-worker", "beat"):
+    # The demo page is served by the API; its widget reads live updates from `triage streams`.
+    streams_url = f"http://{settings.host}:{settings.stream_port}"
+    env.setdefault("EVENTS_URL", streams_url)
+    demo = {f"http://{settings.host}:{settings.port}", f"http://localhost:{settings.port}"}
+    env.setdefault("ALLOWED_ORIGINS", ",".join(sorted(demo)))
+    for role in ("api", "worker", "webhooks-worker", "beat", "streams"):
         # Own process groups: Ctrl-C reaches us, and we stop each child group in order.
         procs.append(subprocess.Popen([*triage, role], env=env, cwd=ROOT, preexec_fn=die_with_parent))
     base = f"http://{settings.host}:{settings.port}"
@@ -121,7 +126,9 @@ def main(settings: Settings) -> int:
     if not stopping and all(p.poll() is None for p in procs):
         print(
             "\nTriage is running (Ctrl-C stops everything):\n"
+            f"  demo article   {base}/   (open it: the widget, live comments)\n"
             f"  API            {base}\n"
+            f"  live updates   {streams_url}/v1/articles/{slug}/events\n"
             f"  OpenAPI        {base}/openapi.json\n"
             f"  health         {base}/healthz   {base}/readyz   {base}/metrics\n"
             f"  moderators     {base}/moderate   (development admin key: {token})\n"

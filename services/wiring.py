@@ -18,7 +18,7 @@ from .events import RedisPublisher
 from .queue.buffer import SendBuffer
 from .queue.sender import TaskSender
 
-Role = Literal["api", "worker", "cli"]
+Role = Literal["api", "worker", "cli", "streams"]
 
 
 @dataclass
@@ -45,7 +45,7 @@ def moderation_rules(settings: Settings) -> ModerationRules:
 
 def build(settings: Settings, role: Role, *, comments: CommentService | None = None) -> Services:
     """The services `role` needs. Tests may pass their own `comments` service (API only)."""
-    if role == "cli":
+    if role in ("cli", "streams"):  # live updates only read, as the CLI does
         db = Database(settings.database_url)
         svc = CommentService(db, salt=settings.author_salt)
         return Services(settings, db, svc, ModerationService(svc, moderation_rules(settings)))

@@ -14,7 +14,7 @@ from ..config import Settings
 from ..logs import setup_logging
 from ..metrics import HTTP_LATENCY, HTTP_REQUESTS
 from ..wiring import build
-from . import integrations, moderation, ops, problems, public, ui
+from . import integrations, moderation, ops, problems, public, readers, ui, widget
 from .limits import init_limits
 
 
@@ -69,5 +69,7 @@ def create_app(settings: Settings | None = None, *, service: CommentService | No
     if settings.bench_endpoints:
         app.register_blueprint(ops.bench_blueprint())
     app.register_blueprint(ui.bp)
+    readers.install(app, settings, services.comments)
+    widget.install(app, settings)
     logging.getLogger("triage.api").debug("app created")
     return app

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from . import integrations, schemas
+from . import integrations, readers, schemas
 
 PROBLEM = {"$ref": "#/components/responses/Problem"}
 
@@ -72,6 +72,10 @@ def document() -> dict[str, Any]:
                         {"name": "limit", "in": "query",
                          "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 50}},
                         {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                        {"name": "order", "in": "query",
+                         "schema": {"type": "string", "enum": ["oldest", "newest"]}},
+                        {"name": "view", "in": "query",
+                         "schema": {"type": "string", "enum": ["flat", "thread"]}},
                     ],
                     "responses": {"200": _resp("A page", "CommentPage"), **errors},
                 },
@@ -95,6 +99,7 @@ def document() -> dict[str, Any]:
                 },
             },
             **moderation_paths(errors),
+            **readers.openapi_paths(errors, SLUG),
             **integrations.openapi_paths(),
             "/healthz": {"get": {"summary": "Process alive", "operationId": "healthz",
                                  "responses": {"200": _resp("Alive", "Health")}}},

@@ -12,6 +12,7 @@ from redis.exceptions import RedisError
 from ..cache import ReadCache
 from ..comments.errors import Invalid
 from ..comments.models import Status
+from ..comments.readers import PageQuery, Readers
 from ..comments.service import CommentService
 from ..comments.shapes import NewComment, iso
 from .limits import author_key, limited, limiter, post_author_limit, post_ip_limit, reports_limit
@@ -19,6 +20,11 @@ from .problems import ApiProblem, validation_errors
 from .schemas import CommentIn, ListQuery, ReportIn
 
 bp = Blueprint("public", __name__)
+CACHE_CONTROL = "public, max-age=5, stale-while-revalidate=30"
+
+
+def readers() -> Readers:
+    return current_app.extensions["triage.readers"]  # type: ignore[no-any-return]
 
 
 def service() -> CommentService:
@@ -42,6 +48,7 @@ def json_body() -> Any:
 @limited(limiter.limit(post_ip_limit), limiter.limit(post_author_limit, key_func=author_key))
 def post_comment(slug: str) -> tuple[Response, int, dict[str, str]]:
     payload = json_body()
+    current_app.extensions["triage.articles"].ensure_open(slug)
     if not isinstance(payload, dict):
         raise Invalid("The body must be a JSON object.",
                       errors=[{"field": "body", "message": "expected an object"}])
@@ -100,30 +107,34 @@ def list_comments(slug: str) -> Response:
             token = cache.generation(slug)
         except RedisError:
             cache = None  # Redis away: serve from the database, uncached
+    page = PageQuery(q.limit, q.cursor, q.order, q.view)
+    # The cache keys a page by its cursor; other orders and views get keys of their own.
+    key = q.cursor if (q.order, q.view) == ("oldest", "flat") else f"{q.order}:{q.view}:{q.cursor or ''}"
     if cache is not None and token is not None:
-        etag = cache.etag(token, q.limit, q.cursor)
+        etag = cache.etag(token, q.limit, key)
         sent = request.headers.get("If-None-Match")
         # A widget sends back the tag it was given, as is; any other form (a list, *) is parsed.
         if sent is not None and (sent == etag or request.if_none_match.contains_weak(etag[3:-1])):
             return _cached(Response(status=304), etag)
-        body = cache.get_page(slug, token, q.limit, q.cursor)
+        body = cache.get_page(slug, token, q.limit, key)
         if body is None:
-            items, next_cursor = service().approved(slug, q.limit, q.cursor)
+            items, next_cursor = readers().page(slug, page)
             body = json.dumps({"items": items, "next_cursor": next_cursor},
                               separators=(",", ":")).encode()
             try:
-                cache.put_page(slug, token, q.limit, q.cursor, body)
+                cache.put_page(slug, token, q.limit, key, body)
             except RedisError:
                 pass
         return _cached(Response(body, mimetype="application/json"), etag)
-    items, next_cursor = service().approved(slug, q.limit, q.cursor)
+    items, next_cursor = readers().page(slug, page)
     return jsonify({"items": items, "next_cursor": next_cursor})
 
 
 def _cached(resp: Response, etag: str) -> Response:
     resp.headers["ETag"] = etag
-    # Widgets may keep a page briefly but must revalidate: a decision can change it any time.
-    resp.headers["Cache-Control"] = "public, max-age=0, must-revalidate"
+    # A CDN may serve a page for a few seconds and a stale one while it revalidates; live
+    # widgets revalidate at once (no-cache) when an event says the page changed.
+    resp.headers["Cache-Control"] = CACHE_CONTROL
     return resp
 
 

@@ -115,6 +115,8 @@ class ListQuery(BaseModel):
 
     limit: int = Field(default=50, ge=1, le=100)
     cursor: Annotated[str, Field(max_length=512)] | None = None
+    order: Literal["oldest", "newest"] = "oldest"
+    view: Literal["flat", "thread"] = "flat"
 
 
 class FieldError(BaseModel):
