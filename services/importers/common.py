@@ -207,8 +207,10 @@ class Writer:
         else:
             slug = (link_slug(t.link) or slugify(t.identifier) or slugify(f"{self.source}-{t.key}"))
             title = " ".join(t.title.split())[:500] or slug
+            link = t.link.strip() if t.link.strip().startswith(("http://", "https://")) else None
             article_id = conn.execute(insert(Article).values(
-                slug=slug, title=title, created_at=utcnow()).returning(Article.id)).scalar_one()
+                slug=slug, title=title, url=link[:2000] if link else None,
+                created_at=utcnow()).returning(Article.id)).scalar_one()
             self.summary.articles_created.append(slug)
         self._article_ids[t.key] = article_id
         return int(article_id)

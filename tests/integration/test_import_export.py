@@ -198,6 +198,9 @@ def test_a_messy_disqus_export_imports_what_it_should_and_says_why_it_skipped_th
     assert ana.slug == DEMO and got["Anonymous"].slug == "sleep-and-mood"
     assert got["Gé"].slug == "disqus-300" and got["Gé"].body == "Merci pour l'article — très clair 👍"
     assert sorted(summary.articles_created) == ["disqus-300", "sleep-and-mood"]
+    with service.db.session() as s:
+        assert s.scalars(select(Article.url).where(Article.slug == "sleep-and-mood")).one() == \
+            "https://news.example/2024/06/sleep-and-mood/"
     # HTML becomes text; the link stays readable.
     assert ana.body == "Great read. See the NIMH page (https://www.nimh.nih.gov/health) & more."
     assert ana.status == "approved" and ana.published_body == ana.body

@@ -1,14 +1,14 @@
 """integrations: Coral decisions, webhooks and deliveries, imported comments
 
 Revision ID: a4d8e2f61c37
-Revises: 7e4b9c2d1f05
+Revises: a8d3f1c6e2b7
 Create Date: 2026-12-06 03:30:00
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = 'a4d8e2f61c37'
-down_revision = '7e4b9c2d1f05'
+down_revision = 'a8d3f1c6e2b7'
 branch_labels = None
 depends_on = None
 
