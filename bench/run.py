@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     env = dict(os.environ, DATABASE_URL=database_url, PORT=str(port), HOST="127.0.0.1",
                BENCH_ENDPOINTS="true", RATELIMIT_ENABLED="false",
                METRICS_DIR=str(work / "metrics"))
+    env.setdefault("TRIAGE_ENV", "development")  # a private, throw-away stack
     stack = Stack(repo, work, env)
     sampler: RssSampler | None = None
     results: dict[str, Any] = {}

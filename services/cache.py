@@ -9,6 +9,11 @@ API process. A token lost with a Redis restart is simply replaced by a new one.
 An API process keeps the tokens it read. A replaced token is announced on a Redis channel, and
 a thread in each API process that reads drops its copy when it hears of it; while that thread
 is not subscribed (starting, Redis away), a kept token is trusted for 10 ms only.
+
+A replacement that fails (Redis blinked while a decision was published) is not forgotten: the
+process drops its own copies of the article, and replaces the token before it serves that
+article again or with its next publish; until then it reads the database. Pages kept in
+memory live LOCAL_PAGE_TTL seconds, so no process serves one for long after a change.
 """
 
 from __future__ import annotations
@@ -50,6 +55,9 @@ TOKEN_TTL = 0.010
 # How long a kept token is trusted while this process hears of replacements: only a lost
 # announcement (a dropped connection, before the thread notices) could leave it stale.
 HEARD_TOKEN_TTL = 1.0
+# How long this process serves a page from its own memory before asking Redis again: bounds
+# how long a page can outlive a token replacement this process did not hear of.
+LOCAL_PAGE_TTL = 5.0
 CHANGED_CHANNEL = "triage:gen:changed"
 
 # New read tokens, announced, then events published, in one call. KEYS: the event stream.
@@ -84,7 +92,10 @@ class ReadCache:
         self._heard = 0
         self._listening = False
         self._listener_pid = 0
-        self._pages: dict[tuple[str, str, int, str | None], bytes] = {}
+        self._pages: dict[tuple[str, str, int, str | None], tuple[bytes, float]] = {}
+        # Articles whose token replacement failed (Redis blinked during a decision): their
+        # token is replaced before this process serves them again, or it serves them uncached.
+        self._dirty: set[str] = set()
         self._etags: dict[tuple[str, int, str | None], str] = {}
         self._scripts = LuaScripts(self.client, {"replace": REPLACE})
 
@@ -95,6 +106,8 @@ class ReadCache:
         """The article's current token (created if Redis has none)."""
         if self._listener_pid != os.getpid():
             self._start_listener()
+        if slug in self._dirty:
+            self.invalidate_many([slug])  # raises while Redis is away: the caller reads the database
         now = time.monotonic()
         known = self._tokens.get(slug)
         if known is not None and known[1] > now:
@@ -130,8 +143,8 @@ class ReadCache:
     def get_page(self, slug: str, token: str, limit: int, cursor: str | None) -> bytes | None:
         # Pages under a token never change, so a copy in this process is as good as Redis's.
         local = self._pages.get((slug, token, limit, cursor))
-        if local is not None:
-            return local
+        if local is not None and local[1] > time.monotonic():
+            return local[0]
         body = self.client.get(self._page_key(slug, token, limit, cursor))
         if body is not None:
             self._remember(slug, token, limit, cursor, body)  # type: ignore[arg-type]
@@ -144,7 +157,15 @@ class ReadCache:
     def _remember(self, slug: str, token: str, limit: int, cursor: str | None, body: bytes) -> None:
         if len(self._pages) > 1000:  # bounded: old tokens' pages are unreachable anyway
             self._pages.clear()
-        self._pages[(slug, token, limit, cursor)] = body
+        self._pages[(slug, token, limit, cursor)] = (body, time.monotonic() + LOCAL_PAGE_TTL)
+
+    def _forget(self, slugs: Iterable[str]) -> None:
+        """Drop this process's tokens and pages of these articles."""
+        slugs = set(slugs)
+        for slug in slugs:
+            self._tokens.pop(slug, None)
+        for key in [k for k in self._pages if k[0] in slugs]:
+            self._pages.pop(key, None)
 
     @staticmethod
     def _page_key(slug: str, token: str, limit: int, cursor: str | None) -> str:
@@ -157,16 +178,24 @@ class ReadCache:
                         maxlen: int = MAXLEN) -> None:
         """New tokens for these articles, announced, then `events` published to the event
         stream and channel (see RedisPublisher), all in one round trip."""
-        slugs = list(slugs)
+        # Replacements that failed earlier are retried with this one.
+        slugs = sorted(set(slugs) | self._dirty)
         if not slugs and not events:
             return
         args: list[Any] = [maxlen, CHANNEL, CHANGED_CHANNEL, len(slugs)]
         for slug in slugs:
             args += [self._gen_key(slug), uuid.uuid4().hex, slug]
         args += encode_events(events)
-        self._scripts.call("replace", 1, STREAM, *args)
-        for slug in slugs:
-            self._tokens.pop(slug, None)
+        try:
+            self._scripts.call("replace", 1, STREAM, *args)
+        except Exception:
+            # The decision is committed but the old token lives on in Redis: never serve these
+            # articles from a kept copy until a replacement gets through.
+            self._dirty.update(slugs)
+            self._forget(slugs)
+            raise
+        self._dirty.difference_update(slugs)
+        self._forget(slugs)
 
     def _start_listener(self) -> None:
         pid = os.getpid()
@@ -238,7 +267,6 @@ class InvalidatingPublisher:
             # batch, and the round trip is most of what publishing costs for a lone comment).
             self.cache.invalidate_many(slugs, events, inner.maxlen)
             return
-        if slugs:
-            self.cache.invalidate_many(slugs)
+        self.cache.invalidate_many(slugs)  # also retries replacements that failed before
         if inner is not None:
             publish_many(inner, events)

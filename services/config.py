@@ -15,7 +15,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 # Settings whose variable is not simply the field name upper-cased.
-ENV_NAMES = {"bootstrap_token": "TRIAGE_BOOTSTRAP_TOKEN"}
+ENV_NAMES = {"bootstrap_token": "TRIAGE_BOOTSTRAP_TOKEN", "environment": "TRIAGE_ENV"}
+DEFAULT_AUTHOR_SALT = "change-me-in-production"
+
+
+class UnsafeSettings(ValueError):
+    """A setting that must not be used as it is outside development."""
 
 
 def _bool(value: str) -> bool:
@@ -59,6 +64,22 @@ class Settings:
         default=400, metadata={"doc": "Comments a second above which an API process is busy and "
                                       "batches them; below it, each is sent at once."}
     )
+    task_soft_time_limit: int = field(
+        default=30, metadata={"doc": "Seconds a moderation batch may run before it is stopped and "
+                                     "its comments retried one by one."}
+    )
+    task_time_limit: int = field(
+        default=60, metadata={"doc": "Seconds after which the worker process running a batch is "
+                                     "killed (a comment that hangs the engine)."}
+    )
+    max_attempts: int = field(
+        default=3, metadata={"doc": "Times a comment may stop a worker (crash, time limit) before it "
+                                    "is held as `error` for a person."}
+    )
+    sweep_page: int = field(
+        default=1000, metadata={"doc": "Pending comments one sweep re-sends at most; the next sweep "
+                                       "takes the next page, oldest first."}
+    )
     sweep_grace: int = field(
         default=60, metadata={"doc": "A comment pending this long is sent to the queue again."}
     )
@@ -80,13 +101,20 @@ class Settings:
         ),
         metadata={"doc": "Crisis resources, `label|url` pairs separated by `;`."},
     )
+    environment: str = field(
+        default="production",
+        metadata={"doc": "`development` (what `make run` sets) allows the default `AUTHOR_SALT`; "
+                         "anything else refuses to start with it."},
+    )
     author_salt: str = field(
-        default="change-me-in-production",
-        metadata={"doc": "Secret salt for author and IP hashes (set it in production)."},
+        default=DEFAULT_AUTHOR_SALT,
+        metadata={"doc": "Secret key of the HMACs that stand for authors, IPs and reporters; "
+                         "required outside development (e.g. `openssl rand -hex 32`)."},
     )
     bootstrap_token: str = field(
         default="",
-        metadata={"doc": "`TRIAGE_BOOTSTRAP_TOKEN`: creates an admin key with this value at start (development)."},
+        metadata={"doc": "An admin key with this value (32 random bytes or more), created at start only while no "
+                       "admin key exists; never restored once revoked."},
     )
     banned_action: str = field(
         default="hold", metadata={"doc": "What happens to a banned author's comments: `hold` or `reject`."}
@@ -96,10 +124,11 @@ class Settings:
         metadata={"doc": "Approved comments (and none rejected) that make an author trusted."},
     )
     report_threshold: int = field(
-        default=3, metadata={"doc": "Community reports that take a comment off the public endpoint."}
+        default=3, metadata={"doc": "Distinct reporters that take a comment off the public endpoint (at least 2)."}
     )
     report_threshold_self_harm: int = field(
-        default=1, metadata={"doc": "The same for reports with reason `self_harm`."}
+        default=3, metadata={"doc": "The same counting `self_harm` reports only; one already makes it urgent "
+                                    "for moderators, still public."}
     )
     retrain_interval: int = field(
         default=300, metadata={"doc": "Seconds between background rebuilds of the learned model."}
@@ -216,6 +245,13 @@ class Settings:
     def origins(self) -> list[str]:
         """ALLOWED_ORIGINS as a list (never `*` unless a site writes it)."""
         return [o.strip().rstrip("/") for o in self.allowed_origins.split(",") if o.strip()]
+
+    def check(self) -> None:
+        """Refuse settings unsafe outside development (called by the API and workers at start)."""
+        if self.environment != "development" and self.author_salt == DEFAULT_AUTHOR_SALT:
+            raise UnsafeSettings(
+                "AUTHOR_SALT is the published default: anyone could recover IPv4 addresses from "
+                "author refs. Set a secret AUTHOR_SALT (or TRIAGE_ENV=development on a laptop).")
 
     def support_links(self) -> list[dict[str, str]]:
         """Crisis resources as a list of {label, url}."""

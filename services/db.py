@@ -5,7 +5,10 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import signal
+import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -13,7 +16,7 @@ from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, Table, create_engine, event, insert
 from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger("triage.db")
@@ -21,6 +24,10 @@ log = logging.getLogger("triage.db")
 
 # Bytes of write-ahead log kept on disk once the log starts over (SQLite's journal_size_limit).
 WAL_SIZE_LIMIT = 64 * 1024 * 1024
+# How long a write waits for a locked SQLite file (and for the writers' turn) before it gives
+# up with "database is locked", which the API answers as 503 with Retry-After: well inside
+# gunicorn's 30 s timeout, so a locked file costs a client seconds, never a killed worker.
+SQLITE_LOCK_WAIT = 3.0
 
 
 def make_engine(url: str) -> Engine:
@@ -29,7 +36,7 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": SQLITE_LOCK_WAIT}, hide_parameters=True)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
@@ -42,11 +49,12 @@ def make_engine(url: str) -> Engine:
             cur.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={int(SQLITE_LOCK_WAIT * 1000)}")
             cur.close()
 
         return engine
-    engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    # hide_parameters: an error's log line names the statement, never the values (emails, bodies).
+    engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, hide_parameters=True)
     if parsed.get_backend_name() == "postgresql":
 
         @event.listens_for(engine, "connect")
@@ -79,6 +87,52 @@ HOT_CHECKPOINT_EVERY = 512
 UNIQUE_VIOLATION = "23505"
 # Connections a forked child inherited (see Database._hot_connection).
 _INHERITED: list[Any] = []
+
+
+def _locked() -> OperationalError:
+    return OperationalError("writer lock", None, sqlite3.OperationalError("database is locked"))
+
+
+class _Waited(Exception):
+    """The wait for the writers' flock ran out."""
+
+
+def _flock_until(fd: int, deadline: float) -> None:
+    """flock LOCK_EX, given up at `deadline`. Free, it is taken at once; taken by another
+    process, a main thread (gunicorn's and Celery's workers run requests and tasks there)
+    sleeps in flock, woken the moment it is released, with a timer to end the wait; another
+    thread polls."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return
+    except BlockingIOError:
+        pass
+    if threading.current_thread() is threading.main_thread():
+        def expire(_signum: int, _frame: object) -> None:
+            raise _Waited()
+
+        previous = signal.signal(signal.SIGALRM, expire)
+        try:
+            signal.setitimer(signal.ITIMER_REAL, max(deadline - time.monotonic(), 0.001))
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                return
+            except _Waited:
+                pass
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+        finally:
+            signal.signal(signal.SIGALRM, previous)
+    pause = 0.0002
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # also: the timer fired just as it came
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise _locked() from None
+        time.sleep(pause)
+        pause = min(pause * 2, 0.005)
 
 
 class WriterLock:
@@ -127,14 +181,17 @@ class WriterLock:
         finally:
             self.release(turn)
 
-    def acquire(self) -> tuple[int, threading.Lock]:
-        """Wait for the turn; pass what it returns to `release` (for the hottest path, where a
-        generator-based context manager costs as much as the lock itself)."""
+    def acquire(self, wait: float = SQLITE_LOCK_WAIT) -> tuple[int, threading.Lock]:
+        """Wait for the turn, `wait` seconds at most ("database is locked" then); pass what it
+        returns to `release` (for the hottest path, where a generator-based context manager
+        costs as much as the lock itself)."""
         _, fd, threads = self._mine()
-        threads.acquire()
+        deadline = time.monotonic() + wait
+        if not threads.acquire(timeout=wait):
+            raise _locked()
         if fd >= 0:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
+                _flock_until(fd, deadline)
             except BaseException:
                 threads.release()
                 raise
@@ -382,6 +439,6 @@ class RowInsert:
             cursor.execute(self.sql, args)
         except dialect.loaded_dbapi.Error as err:
             raise DBAPIError.instance(self.sql, args, err, dialect.loaded_dbapi.Error,
-                                      dialect=dialect) from err
+                                      hide_parameters=True, dialect=dialect) from err
         finally:
             cursor.close()

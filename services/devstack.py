@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import redis
 
@@ -82,6 +83,18 @@ def die_with_parent() -> None:
     os.setsid()
 
 
+def dev_admin_token(path: Path) -> str:
+    """The development admin key, made once and kept in var/ (readable by its owner only): the
+    bootstrap key is created only while no admin key exists, so each run must offer the same."""
+    if path.exists():
+        return path.read_text().strip()
+    token = "trg_" + secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(token + "\n")
+    return token
+
+
 def main(settings: Settings) -> int:
     procs: list[subprocess.Popen[bytes]] = []
     stopping = False
@@ -95,8 +108,9 @@ def main(settings: Settings) -> int:
     (ROOT / "var").mkdir(exist_ok=True)
     settings = ensure_redis(settings, procs)
     env = dict(os.environ, REDIS_URL=settings.redis_url, DATABASE_URL=settings.database_url)
+    env.setdefault("TRIAGE_ENV", "development")  # a laptop: the default AUTHOR_SALT is allowed
     # Development only: an admin key so the moderator screen can be tried at once.
-    token = settings.bootstrap_token or "dev-" + secrets.token_urlsafe(18)
+    token = settings.bootstrap_token or dev_admin_token(ROOT / "var" / "dev-admin-key")
     env["TRIAGE_BOOTSTRAP_TOKEN"] = token
     triage = [sys.executable, "-m", "services"]
     subprocess.run([*triage, "migrate"], env=env, check=True)

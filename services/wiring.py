@@ -49,6 +49,7 @@ def build(settings: Settings, role: Role, *, comments: CommentService | None = N
         db = Database(settings.database_url)
         svc = CommentService(db, salt=settings.author_salt)
         return Services(settings, db, svc, ModerationService(svc, moderation_rules(settings)))
+    settings.check()
     cache = ReadCache(settings.redis_url)
     sender: TaskSender | None = None
     buffer: SendBuffer | None = None

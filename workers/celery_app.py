@@ -28,6 +28,11 @@ def make_celery(settings: Settings | None = None) -> Celery:
         # put back rather than dropped: the comment must reach a decision.
         task_acks_late=True,
         task_reject_on_worker_lost=True,
+        # A comment that hangs the engine must not hold a worker forever: the soft limit
+        # raises in the task (the batch is retried comment by comment), the hard one kills
+        # the process (the message comes back, claimed again; see tasks.moderate_carefully).
+        task_soft_time_limit=settings.task_soft_time_limit,
+        task_time_limit=settings.task_time_limit,
         # A worker process holds one message at a time: what waits stays in Redis, where new
         # comments join the waiting batches (services.queue.protocol), rather than in a worker's
         # prefetch buffer, where nothing can join them.

@@ -9,6 +9,7 @@ import uuid
 from flask import Flask, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from ..comments.errors import Invalid
 from ..comments.service import CommentService
 from ..config import Settings
 from ..logs import setup_logging
@@ -16,6 +17,7 @@ from ..metrics import HTTP_LATENCY, HTTP_REQUESTS
 from ..wiring import build
 from . import integrations, moderation, ops, problems, public, readers, ui, widget
 from .limits import init_limits
+from .schemas import has_controls
 
 
 def create_app(settings: Settings | None = None, *, service: CommentService | None = None) -> Flask:
@@ -36,10 +38,18 @@ def create_app(settings: Settings | None = None, *, service: CommentService | No
     app.extensions["triage.service"] = services.comments
     app.extensions["triage.moderation"] = mod = services.moderation
     if settings.bootstrap_token:
-        mod.ensure_key("bootstrap", "admin", settings.bootstrap_token)
+        mod.bootstrap_admin(settings.bootstrap_token)
     if settings.proxy_hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops)  # type: ignore[method-assign]
     init_limits(app, settings)
+
+    @app.before_request
+    def _no_controls() -> None:
+        # A NUL in a slug or an id would reach the database (PostgreSQL refuses it with a 500).
+        if has_controls(request.path) or any(has_controls(k) or has_controls(v)
+                                             for k, v in request.args.items(multi=True)):
+            raise Invalid("Control characters are not accepted in the path or the query.",
+                          errors=[{"field": "path", "message": "contains control characters"}])
 
     @app.before_request
     def _request_id() -> None:

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..comments.errors import Invalid
 from ..comments.moderation import ModerationService, Principal
-from .limits import auth_failures_limit, limiter
+from .limits import auth_failure_allowed
 from .problems import ApiProblem, forbidden, unauthorized, validation_errors
 from .schemas import BanIn, BulkIn, DecisionIn, ListIn, QueueQuery
 
@@ -33,11 +33,16 @@ def require(role: str) -> Callable[[F], F]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             header = request.headers.get("Authorization", "")
             scheme, _, token = header.partition(" ")
-            if scheme.lower() != "bearer" or not token.strip():
-                raise unauthorized("Send Authorization: Bearer <key>.")
-            who = moderation().authenticate(token.strip())
+            bearer = scheme.lower() == "bearer" and bool(token.strip())
+            who = moderation().authenticate(token.strip()) if bearer else None
             if who is None:
-                raise unauthorized("Unknown or revoked key.")
+                allowed, wait = auth_failure_allowed()
+                if not allowed:
+                    raise ApiProblem(429, "Too many requests",
+                                     "Too many failed sign-ins from this address; try again later.",
+                                     "too-many-requests", headers={"Retry-After": str(wait)})
+                raise unauthorized("Unknown or revoked key." if bearer
+                                   else "Send Authorization: Bearer <key>.")
             if role == "admin" and who.role != "admin":
                 raise forbidden("This needs an admin key.")
             g.principal = who
@@ -46,10 +51,6 @@ def require(role: str) -> Callable[[F], F]:
         return wrapper  # type: ignore[return-value]
 
     return deco
-
-
-# Only failed sign-ins count against the limit; a busy moderator is never throttled.
-limiter.limit(auth_failures_limit, deduct_when=lambda r: r.status_code == 401)(bp)
 
 
 def parse(model: type[M], data: Any) -> M:

@@ -24,8 +24,10 @@ def _resp(desc: str, ref: str | None = None) -> dict[str, Any]:
     return out
 
 
-SLUG = {"name": "slug", "in": "path", "required": True, "schema": {"type": "string"}}
-CID = {"name": "comment_id", "in": "path", "required": True, "schema": {"type": "string"}}
+# Control characters are refused (422) in every path and query value.
+PLAIN = {"type": "string", "pattern": "^[^\u0000-\u001f\u007f-\u009f]*$"}
+SLUG = {"name": "slug", "in": "path", "required": True, "schema": PLAIN}
+CID = {"name": "comment_id", "in": "path", "required": True, "schema": PLAIN}
 
 
 @lru_cache(maxsize=1)
@@ -71,7 +73,7 @@ def document() -> dict[str, Any]:
                     "parameters": [
                         {"name": "limit", "in": "query",
                          "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 50}},
-                        {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                        {"name": "cursor", "in": "query", "schema": PLAIN},
                         {"name": "order", "in": "query",
                          "schema": {"type": "string", "enum": ["oldest", "newest"]}},
                         {"name": "view", "in": "query",
@@ -131,7 +133,7 @@ def moderation_paths(errors: dict[str, Any]) -> dict[str, Any]:
     name = {"name": "name", "in": "path", "required": True,
             "schema": {"type": "string", "enum": ["blocked_terms", "suspect_terms", "blocked_domains",
                                                   "allowed_domains"]}}
-    ref = {"name": "author_ref", "in": "path", "required": True, "schema": {"type": "string"}}
+    ref = {"name": "author_ref", "in": "path", "required": True, "schema": PLAIN}
     return {
         "/v1/moderation/queue": {"get": {
             "summary": "Held (or other) comments, urgent first then oldest", "operationId": "queue",
@@ -139,11 +141,11 @@ def moderation_paths(errors: dict[str, Any]) -> dict[str, Any]:
             "parameters": [
                 {"name": "status", "in": "query", "schema": {
                     "type": "string", "enum": ["held", "rejected", "approved", "reported", "pending"]}},
-                {"name": "category", "in": "query", "schema": {"type": "string"}},
+                {"name": "category", "in": "query", "schema": PLAIN},
                 {"name": "priority", "in": "query", "schema": {"type": "string", "enum": ["urgent", "normal"]}},
-                {"name": "article", "in": "query", "schema": {"type": "string"}},
+                {"name": "article", "in": "query", "schema": PLAIN},
                 {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
-                {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                {"name": "cursor", "in": "query", "schema": PLAIN},
             ],
             "responses": {"200": obj, **errors, **auth}}},
         "/v1/moderation/comments/{comment_id}": {"parameters": [CID], "get": {

@@ -114,6 +114,9 @@ class Comment(Base):
     author_ref: Mapped[str | None] = mapped_column(String(64), nullable=True)
     ip_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     report_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    # Who put the comment before a moderator when no engine did: "reports" (readers' reports)
+    # or "moderator"; NULL for the engine's own decisions (the hot path never writes it).
+    raised_by: Mapped[str | None] = mapped_column(String(16), nullable=True)
     # Bumped by every decision; decisions are unique per (comment, version).
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
     request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)

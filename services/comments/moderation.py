@@ -16,10 +16,12 @@ from sqlalchemy import JSON, Select, and_, bindparam, exists, func, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from ..db import Database
 from .errors import Conflict, Invalid, NotFound
 from .models import (
+    PRIORITY_RANK,
     ApiKey,
     Article,
     AuthorBan,
@@ -76,11 +78,22 @@ _STANDING_AMONG = {"sqlite": _standing_among("json_each"),
                    "postgresql": _standing_among("json_array_elements_text")}
 
 
+# Distinct reporters it takes, at least, to unpublish a comment: never one anonymous voice.
+MIN_REPORTERS_TO_UNPUBLISH = 2
+
+
 @dataclass(frozen=True)
 class ModerationRules:
     report_threshold: int = 3
-    report_threshold_self_harm: int = 1
+    report_threshold_self_harm: int = 3
     trust_min_approved: int = 3
+
+
+def report_alert() -> ColumnElement[bool]:
+    """A published comment readers reported as self-harm: urgent for moderators, still public.
+    Through the queue index (status, rank) like every queue read."""
+    return and_(Comment.status == Status.APPROVED, Comment.rank == PRIORITY_RANK["urgent"],
+                Comment.raised_by == "reports")
 
 
 @dataclass(frozen=True)
@@ -95,6 +108,18 @@ class Principal:
 def hash_key(key: str) -> str:
     # Keys are 256 random bits, so an unsalted SHA-256 is enough to make a leaked table useless.
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+_HEX = set("0123456789abcdefABCDEF")
+
+
+def strong_token(key: str) -> bool:
+    """Whether a chosen key can hold 32 random bytes: enough characters of its alphabet (hex
+    carries 4 bits a character, URL-safe base64 6), and not a run of a few characters. It
+    cannot prove randomness; `triage keys create` makes keys that are."""
+    body = key.removeprefix("trg_")
+    bits_per_char = 4 if set(body) <= _HEX else 6
+    return len(body) * bits_per_char >= 256 and len(set(body)) >= 10
 
 
 def _cursor(c: Comment) -> str:
@@ -121,34 +146,39 @@ class ModerationService:
 
     # -- keys ----------------------------------------------------------------------------------
     def create_key(self, name: str, role: str, key: str | None = None) -> tuple[ApiKey, str]:
-        """Create a key; the plaintext is returned once and never stored."""
+        """Create a key; the plaintext is returned once and never stored. Of a key we made, the
+        first 8 characters are kept to tell keys apart ("trg_" and 4 random ones); of a key an
+        operator chose, nothing."""
         if role not in ROLES:
             raise Invalid(f"role must be one of {', '.join(ROLES)}",
                           errors=[{"field": "role", "message": "unknown role"}])
-        key = key or "trg_" + secrets.token_urlsafe(32)
+        prefix = ""
+        if key is None:
+            key = "trg_" + secrets.token_urlsafe(32)
+            prefix = key[:8]
         with self.db.session() as s:
-            row = ApiKey(name=name, role=role, key_hash=hash_key(key), prefix=key[:8])
+            row = ApiKey(name=name, role=role, key_hash=hash_key(key), prefix=prefix)
             s.add(row)
         return row, key
 
-    def ensure_key(self, name: str, role: str, key: str) -> None:
-        """Create the key unless a live key with this value exists (development bootstrap).
-
-        Other live keys of the same name are revoked: the bootstrap key is one rotating key."""
+    def bootstrap_admin(self, key: str, name: str = "bootstrap") -> bool:
+        """Create an admin key with an operator's value, only while no live admin key exists;
+        a key once revoked is never restored. Returns whether it was created."""
+        if not strong_token(key):
+            raise Invalid("TRIAGE_BOOTSTRAP_TOKEN must hold at least 32 random bytes (43 or more "
+                          "URL-safe base64 characters, or 64 hex digits).",
+                          errors=[{"field": "TRIAGE_BOOTSTRAP_TOKEN", "message": "too weak"}])
         with self.db.session() as s:
-            for other in s.scalars(select(ApiKey).where(ApiKey.name == name,
-                                                        ApiKey.key_hash != hash_key(key),
-                                                        ApiKey.revoked_at.is_(None))):
-                other.revoked_at = utcnow()
-            found = s.scalars(select(ApiKey).where(ApiKey.key_hash == hash_key(key))).first()
-            if found is not None:
-                found.revoked_at = None
-                found.role = role
-                return
+            live_admin = s.scalar(select(ApiKey.id).where(ApiKey.role == "admin",
+                                                          ApiKey.revoked_at.is_(None)).limit(1))
+            known = s.scalar(select(ApiKey.id).where(ApiKey.key_hash == hash_key(key)))
+        if live_admin is not None or known is not None:
+            return False
         try:
-            self.create_key(name, role, key)
+            self.create_key(name, "admin", key)
         except IntegrityError:
-            pass  # another process created it at the same moment
+            return False  # another process created it at the same moment
+        return True
 
     def list_keys(self) -> list[ApiKey]:
         with self.db.session() as s:
@@ -182,29 +212,40 @@ class ModerationService:
         limit: int = 50,
         cursor: str | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
-        """Urgent first, then oldest first."""
+        """Urgent first, then oldest first. The held and reported queues also show published
+        comments readers reported as self-harm (`report_alert`), pinned with the urgent."""
+        after = _uncursor(cursor) if cursor else None
         with self.db.session() as s:
-            q = select(Comment, Article.slug).join(Article, Article.id == Comment.article_id)
-            q = q.where(Comment.status == status)
-            if status != Status.PENDING:
-                q = q.where(decided())
-            if priority:
-                q = q.where(Comment.priority == priority)
-            if article:
-                q = q.where(Article.slug == article)
-            if cursor:
-                rank, at, cid = _uncursor(cursor)
-                q = q.where(or_(
-                    Comment.rank > rank,
-                    and_(Comment.rank == rank, Comment.created_at > at),
-                    and_(Comment.rank == rank, Comment.created_at == at, Comment.id > cid),
-                ))
-            q = q.order_by(Comment.rank, Comment.created_at, Comment.id)
+            wheres = [Comment.status == status]
+            if status in (Status.HELD, Status.REPORTED):
+                # Read apart and merged: as one OR, SQLite left the queue index for a sort.
+                wheres.append(report_alert())
+            fetch = limit * 20 if category else limit + 1
+            rows: list[tuple[Comment, str]] = []
+            for where in wheres:
+                q = select(Comment, Article.slug).join(Article, Article.id == Comment.article_id)
+                q = q.where(where)
+                if status != Status.PENDING:
+                    q = q.where(decided())
+                if priority:
+                    q = q.where(Comment.priority == priority)
+                if article:
+                    q = q.where(Article.slug == article)
+                if after is not None:
+                    rank, at, cid = after
+                    q = q.where(or_(
+                        Comment.rank > rank,
+                        and_(Comment.rank == rank, Comment.created_at > at),
+                        and_(Comment.rank == rank, Comment.created_at == at, Comment.id > cid),
+                    ))
+                q = q.order_by(Comment.rank, Comment.created_at, Comment.id)
+                rows += [(c, slug) for c, slug in s.execute(q.limit(fetch))]
+            rows.sort(key=lambda r: (r[0].rank, aware(r[0].created_at), r[0].id))
             items: list[dict[str, Any]] = []
             last: Comment | None = None
             more = False
             # Category lives in a JSON list; filter in Python so SQLite and PostgreSQL agree.
-            for c, slug in s.execute(q.limit(limit * 20 if category else limit + 1)):
+            for c, slug in rows:
                 if category and category not in (c.categories or []):
                     continue
                 if len(items) == limit:
@@ -232,6 +273,8 @@ class ModerationService:
             "findings": list(c.findings or []),
             "policy_version": c.policy_version,
             "report_count": c.report_count,
+            # Why it is before a moderator: readers' reports, the engine's filters, or a person.
+            "raised_by": c.raised_by or ("engine" if c.policy_version else None),
             "version": c.version,
             "created_at": iso(c.created_at),
             "decided_at": iso(c.decided_at),
@@ -275,7 +318,11 @@ class ModerationService:
                         f"The comment is at version {c.version}, not {version}; reload and decide again.")
                 if to_status == Status.REJECTED:
                     c.published_body = None  # rejecting unpublishes
-                events = transition(s, c, actor=actor, action=action, to_status=to_status, reason=text)
+                # A moderator's decision answers a report alert: it leaves the queues.
+                priority = "normal" if c.raised_by == "reports" and to_status != Status.HELD else None
+                events = transition(s, c, actor=actor, action=action, to_status=to_status, reason=text,
+                                    priority=priority)
+                c.raised_by = "moderator"
                 self._learn(s, c, action, reason)
                 slug = s.get(Article, c.article_id).slug  # type: ignore[union-attr]
                 result = self.view(c, slug)
@@ -296,11 +343,15 @@ class ModerationService:
         s.add(TrainingExample(body=c.body, author=c.author, label=label, source="moderator"))
 
     def bulk_decide(self, items: list[dict[str, Any]], actor: str) -> list[dict[str, Any]]:
-        """One result per id; one failure does not stop the others."""
+        """One result per id; one failure does not stop the others. Each needs the version
+        the moderator reviewed: a stale one is 409 for that item."""
         out = []
         for item in items:
             try:
-                state = self.decide(item["id"], item["action"], actor, item.get("version"),
+                if not isinstance(item.get("version"), int):
+                    raise Invalid("version is required",
+                                  errors=[{"field": "version", "message": "required"}])
+                state = self.decide(item["id"], item["action"], actor, item["version"],
                                     item.get("reason"), item.get("note"))
                 out.append({"id": item["id"], "status": 200, "comment": state})
             except (NotFound, Conflict, Invalid) as exc:
@@ -365,7 +416,9 @@ class ModerationService:
 
     # -- community reports ---------------------------------------------------------------------
     def report(self, comment_id: str, reason: str, reporter: str) -> dict[str, Any]:
-        """Once per reporter per comment; at the threshold the comment leaves the public view."""
+        """Once per reporter per comment. A self-harm report makes the comment urgent for
+        moderators at once, but leaves it public: only several distinct reporters (or a
+        moderator) take a comment off the public endpoint."""
         if reason not in REPORT_REASONS:
             raise Invalid("unknown reason", errors=[{"field": "reason", "message": "unknown reason"}])
         events: list[tuple[str, dict[str, Any]]] = []
@@ -380,17 +433,28 @@ class ModerationService:
                 counts = dict(s.execute(select(Report.reason, func.count())
                                         .where(Report.comment_id == c.id)
                                         .group_by(Report.reason)).all())
-                over = (sum(counts.values()) >= self.rules.report_threshold
-                        or counts.get("self_harm", 0) >= self.rules.report_threshold_self_harm)
-                if over and c.status == Status.APPROVED:
-                    urgent = counts.get("self_harm", 0) >= self.rules.report_threshold_self_harm
-                    cats = sorted({REPORT_LABEL.get(r, "reported") for r in counts})
+                total = sum(counts.values())
+                self_harm = counts.get("self_harm", 0)
+                floor = MIN_REPORTERS_TO_UNPUBLISH
+                over = (total >= max(self.rules.report_threshold, floor)
+                        or self_harm >= max(self.rules.report_threshold_self_harm, floor))
+                cats = sorted({REPORT_LABEL.get(r, "reported") for r in counts})
+                summary = f"{total} reports: " + ", ".join(sorted(counts))
+                urgent = "urgent" if self_harm else None
+                # A self-harm report alerts unless readers' reports already did (and no
+                # moderator has answered them since).
+                alert = reason == "self_harm" and c.raised_by != "reports"
+                if c.status == Status.APPROVED and (over or alert):
                     events = transition(
-                        s, c, actor="community", action="report", to_status=Status.REPORTED,
-                        reason=f"{sum(counts.values())} reports: " + ", ".join(sorted(counts)),
-                        priority="urgent" if urgent else None,
+                        s, c, actor="community", action="report",
+                        to_status=Status.REPORTED if over else Status.APPROVED,
+                        reason=summary, priority=urgent,
                         categories=sorted(set(c.categories or []) | set(cats)),
                     )
+                    c.raised_by = "reports"
+                    if not over:
+                        # Still public: moderators are alerted; readers' pages are unchanged.
+                        events = [("comment.urgent", payload) for _, payload in events[:1]]
                 result = {"id": c.id, "reports": c.report_count, "status": c.status}
         except IntegrityError as exc:
             raise Conflict("You have already reported this comment.") from exc

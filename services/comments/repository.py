@@ -53,14 +53,17 @@ def approved_page(
     return conn.execute(q).all()
 
 
-def pending_ids(session: Session, older_than: dt.datetime, limit: int) -> list[str]:
-    q = (
-        select(Comment.id)
-        .where(Comment.status == Status.PENDING, Comment.created_at < older_than)
-        .order_by(Comment.created_at)
-        .limit(limit)
-    )
-    return list(session.scalars(q))
+def pending_ids(session: Session, older_than: dt.datetime, limit: int,
+                after: tuple[dt.datetime, str] | None = None) -> list[tuple[str, dt.datetime]]:
+    """(id, created_at) of pending comments created before `older_than`, oldest first, after
+    the (created_at, id) `after` if given."""
+    q = select(Comment.id, Comment.created_at).where(Comment.status == Status.PENDING,
+                                                     Comment.created_at < older_than)
+    if after is not None:
+        at, cid = after
+        q = q.where(or_(Comment.created_at > at, and_(Comment.created_at == at, Comment.id > cid)))
+    q = q.order_by(Comment.created_at, Comment.id).limit(limit)
+    return [(str(i), at) for i, at in session.execute(q)]
 
 
 def latest_model(session: Session, name: str) -> LearnedModel | None:

@@ -174,8 +174,8 @@ class CommentService:
             "status": Status.PENDING, "priority": "normal", "rank": 1, "categories": [],
             "findings": [], "scores": {}, "policy_version": None, "masked_body": None,
             # Without an email the author is known by the IP's hash: computed once for both.
-            "author_ref": author_ref(self.salt, new.email, None) or ip_hash,
-            "ip_hash": ip_hash, "report_count": 0, "version": 1,
+            "author_ref": author_ref(self.salt, new.email, ip) if new.email else ip_hash,
+            "ip_hash": ip_hash, "report_count": 0, "raised_by": None, "version": 1,
             "request_id": request_id, "created_at": now, "decided_at": None,
         }
         if new.parent_id is None and not key_hash:
@@ -338,9 +338,24 @@ class CommentService:
 
     def stale_pending(self, older_than_seconds: int, limit: int = 1000) -> list[str]:
         """Ids of comments still pending after a grace period (their task may be lost)."""
+        return self.stale_pending_page(older_than_seconds, limit)[0]
+
+    def stale_pending_page(
+        self, older_than_seconds: int, limit: int, after: str | None = None,
+    ) -> tuple[list[str], str | None]:
+        """One page of `stale_pending`, oldest first, after the cursor a previous page
+        returned; the cursor of the next page, None once the backlog's end is reached."""
         cutoff = utcnow() - dt.timedelta(seconds=older_than_seconds)
+        position = None
+        if after:
+            at, cid = json.loads(after)
+            position = (dt.datetime.fromisoformat(at), str(cid))
         with self.db.session() as s:
-            return repo.pending_ids(s, cutoff, limit)
+            rows = repo.pending_ids(s, cutoff, limit, position)
+        if len(rows) < limit:
+            return [i for i, _ in rows], None
+        last_id, last_at = rows[-1]
+        return [i for i, _ in rows], json.dumps([last_at.isoformat(), last_id])
 
     def redispatch(self, ids: Iterable[str]) -> int:
         """Hand comments to the queue again (their message may be lost); returns how many."""

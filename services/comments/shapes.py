@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import hmac
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -85,12 +86,17 @@ def aware(value: dt.datetime | None) -> dt.datetime | None:
 
 
 def salted_hash(salt: str, kind: str, value: str) -> str:
-    """A salted SHA-256 of a private value (an email, an IP, a key)."""
-    return hashlib.sha256(f"{salt}\x00{kind}\x00{value}".encode()).hexdigest()
+    """A keyed hash (HMAC-SHA-256, the secret AUTHOR_SALT as its key) of a private value (an
+    email, an IP, a key): without the key, no guess of an IPv4 address can be checked."""
+    return hmac.new(salt.encode(), f"{kind}\x00{value}".encode(), hashlib.sha256).hexdigest()
 
 
 def author_ref(salt: str, email: str | None, ip: str | None) -> str | None:
-    """Authors are known by a salted hash of their email, else of their IP."""
+    """Who an author is, as far as Triage can tell. An email is never verified, so it names an
+    author only together with the address it was sent from: someone typing another's email
+    elsewhere neither borrows their trust nor gets them banned. Without an email, the IP."""
+    if email and ip:
+        return salted_hash(salt, "email+ip", f"{email.strip().lower()}\x00{ip}")
     if email:
         return salted_hash(salt, "email", email.strip().lower())
     if ip:

@@ -107,6 +107,20 @@ end
 redis.call('EXPIRE', KEYS[2], ARGV[1])
 return redis.call('LRANGE', KEYS[2], 0, -1)
 """
+# The same, counting the claims of the batch (KEYS[3], kept as long as the batch): a batch
+# claimed again was re-delivered or re-sent after a crash, a time limit or an error. Returns
+# the count, then the ids.
+CLAIM_COUNTED = """
+if redis.call('GET', KEYS[1]) == KEYS[2] then
+  redis.call('DEL', KEYS[1])
+end
+redis.call('EXPIRE', KEYS[2], ARGV[1])
+local n = redis.call('INCR', KEYS[3])
+redis.call('EXPIRE', KEYS[3], ARGV[1])
+local ids = redis.call('LRANGE', KEYS[2], 0, -1)
+table.insert(ids, 1, n)
+return ids
+"""
 
 
 def open_batch_key(queue: str) -> str:
@@ -127,7 +141,7 @@ class Scripts(LuaScripts):
     """The queue's scripts, JOIN and CLAIM."""
 
     def __init__(self, client: redis.Redis) -> None:
-        super().__init__(client, {"join": JOIN, "claim": CLAIM})
+        super().__init__(client, {"join": JOIN, "claim": CLAIM, "claim_counted": CLAIM_COUNTED})
 
     def claim(self, queue: str, batch: str, keep_seconds: int) -> list[str]:
         """Close `batch`, keep it `keep_seconds` more (for a re-delivery), return its ids."""
@@ -187,4 +201,12 @@ def task_message(name: str, args: list[Any], queue: str, origin: str,
 def claim(scripts: Scripts, queue: str, batch: str, visibility_timeout: int) -> list[str]:
     """A worker's claim on `batch`: close it, keep it for a re-delivery, return its ids."""
     return scripts.claim(queue, batch, claimed_ttl(visibility_timeout))
+
+
+def claim_counted(scripts: Scripts, queue: str, batch: str, visibility_timeout: int) -> tuple[list[str], int]:
+    """`claim`, with how many times the batch has been claimed, this time included."""
+    reply = scripts.call("claim_counted", 3, open_batch_key(queue), batch, batch + ":claims",
+                         claimed_ttl(visibility_timeout))
+    ids = [i.decode() if isinstance(i, bytes) else str(i) for i in reply[1:]]
+    return ids, int(reply[0])
 

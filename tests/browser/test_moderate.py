@@ -265,3 +265,21 @@ def test_a_stale_decision_is_refused_reloaded_and_explained(live_api, moderator_
     wait(chrome, lambda d: "Approved" in d.find_element(By.ID, "messages").text)
     public = requests.get(base + PUBLIC, timeout=10).json()["items"]
     assert cid in {i["id"] for i in public}
+
+
+@pytest.mark.browser
+def test_a_report_raised_alert_is_told_apart_from_an_engine_crisis(live_api, moderator_key, service, chrome) -> None:
+    base = live_api.url
+    crisis_body = "Tonight I am going to end it."
+    crisis = post(base, crisis_body, "Sam")
+    hold(service, crisis, crisis_body, "going to end it", category="self_harm", priority="urgent")
+    reported = post(base, "A published comment a reader worried about.", "Lee")
+    assert service.record_engine_decision(reported, verdict("publish", "normal", []))
+    r = requests.post(f"{base}/v1/comments/{reported}/reports", json={"reason": "self_harm"}, timeout=10)
+    assert r.status_code == 202
+    sign_in(chrome, base, moderator_key)
+    wait(chrome, lambda d: sorted(queue_ids(d)) == sorted([crisis, reported]))
+    badge = wait(chrome, lambda d: d.find_element(
+        By.CSS_SELECTOR, f'.queue-item[data-id="{reported}"] .badge.raised-reports').text)
+    assert "report" in badge.lower()
+    assert not chrome.find_elements(By.CSS_SELECTOR, f'.queue-item[data-id="{crisis}"] .badge.raised-reports')

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.conftest import DEMO
 from tests.verdicts import verdict
 
@@ -215,10 +217,27 @@ def test_idempotency_key_replays_and_refuses_a_different_body(client, service, d
     assert elsewhere.get_json()["id"] != first.get_json()["id"]
 
 
+@pytest.mark.parametrize("field,value", [
+    ("author", "A\x00na"), ("author", "A\x07na"), ("body", "hello\x1b[31m there"),
+    ("body", "nul\x00here"), ("email", "a\x00@example.org"), ("parent_id", "abc\x00"),
+    ("author", "\u200b\u3164\u2800"), ("author", "\u200d\u00ad"),
+])
+def test_control_characters_and_invisible_names_are_refused_in_every_field(client, service, field, value):
+    payload = {"author": "Ana", "body": "A fine comment", field: value}
+    doc = assert_problem(post(client, payload), 422)
+    assert [e["field"] for e in doc["errors"]] == [field]
+
+
+def test_control_characters_in_paths_and_queries_are_422(client):
+    assert_problem(client.get("/v1/articles/x%00y/comments"), 422)
+    assert_problem(client.get(f"{URL}?cursor=a%00b"), 422)
+    assert_problem(client.post("/v1/comments/ab%00c/reports", json={"reason": "spam"}), 422)
+
+
 def test_bounds_controls_bidi_links_and_depth(client, service):
-    resp = post(client, {"author": "A\x00n\x07a", "body": "hello\x1b[31m there"})
+    resp = post(client, {"author": "Ana", "body": "hello\tthere\r\nand on"})
     comment, _, _ = service.get(resp.get_json()["id"])
-    assert comment.author == "Ana" and comment.body == "hello[31m there"
+    assert comment.author == "Ana" and comment.body == "hello\tthere\nand on"
     doc = assert_problem(post(client, {"author": "A", "body": "evil \u202egnp.exe"}), 422)
     assert "bidirectional" in doc["errors"][0]["message"]
     links = " ".join(f"https://x{i}.example" for i in range(11))
@@ -252,6 +271,52 @@ def test_rate_limits_answer_429_problem_with_retry_after(settings, service):
     codes = [client.get("/v1/moderation/queue", headers={"Authorization": "Bearer wrong"},
                         environ_overrides={"REMOTE_ADDR": ip}).status_code for _ in range(3)]
     assert codes == [401, 401, 429]
+
+
+def test_failed_sign_ins_never_lock_out_a_valid_key_from_the_same_address(settings, service):
+    import uuid
+    from dataclasses import replace
+
+    from services.api import create_app
+
+    app = create_app(replace(settings, ratelimit_enabled=True, ratelimit_auth_failures="2 per minute"),
+                     service=service)
+    client = app.test_client()
+    _, key = app.extensions["triage.moderation"].create_key("Ana", "moderator")
+    ip = f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}"
+    newsroom = {"environ_overrides": {"REMOTE_ADDR": ip}}
+    good = {"Authorization": f"Bearer {key}"}
+    # Successful requests count for nothing: a busy moderator is never throttled.
+    assert {client.get("/v1/moderation/queue", headers=good, **newsroom).status_code
+            for _ in range(5)} == {200}
+    bad = [client.get("/v1/moderation/queue", headers={"Authorization": "Bearer wrong"},
+                      **newsroom).status_code for _ in range(3)]
+    assert bad == [401, 401, 429]
+    assert client.get("/v1/moderation/queue", headers=good, **newsroom).status_code == 200
+
+
+def test_rate_limit_counters_hold_no_raw_email_ip_or_name_and_names_are_normalised(settings, service):
+    import uuid
+    from dataclasses import replace
+
+    import redis
+
+    from services.api import create_app
+    from tests.conftest import REDIS_URL
+
+    client = create_app(replace(settings, ratelimit_enabled=True, ratelimit_post_author="1 per minute",
+                                ratelimit_post_ip="1000 per minute"), service=service).test_client()
+    name = f"Bob{uuid.uuid4().hex[:6]}"
+    ip = f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}"
+    env = {"REMOTE_ADDR": ip}
+    assert client.post(URL, json={"author": name, "body": "one"}, environ_overrides=env).status_code == 202
+    # The same name with a zero-width space, a Cyrillic о, full-width letters: one author.
+    for alias in (name + "\u200b", name.replace("o", "\u043e"), "".join(
+            chr(ord(c) + 0xFEE0) if c.isalnum() else c for c in name)):
+        assert client.post(URL, json={"author": alias, "body": "again"},
+                           environ_overrides=env).status_code == 429, alias
+    keys = [k.decode() for k in redis.Redis.from_url(REDIS_URL).keys("*triage*")]
+    assert keys and not any(name.lower() in k.lower() or ip in k for k in keys)
 
 
 def test_read_endpoint_etag_304_and_a_decision_invalidates_the_cache(client, service):

@@ -112,3 +112,40 @@ def test_a_token_announced_as_replaced_while_being_kept_is_not_kept() -> None:
     cache._tokens = ListenerRunsJustBeforeTheStore()
     cache.generation(slug)
     assert slug not in cache._tokens
+
+
+def test_a_removed_comment_leaves_the_public_page_even_when_the_invalidation_call_fails(app, service) -> None:
+    """One failed Redis call during a decision must not leave the old page cached: the process
+    forgets its copies and replaces the token before it serves the article again."""
+    import json
+
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from tests.conftest import DEMO
+    from tests.verdicts import verdict
+
+    url = f"/v1/articles/{DEMO}/comments"
+    client = app.test_client()
+    mod = app.extensions["triage.moderation"]
+    cache = app.extensions["triage.read_cache"]
+    cid = client.post(url, data=json.dumps({"author": "A", "body": "to be removed"}),
+                      content_type="application/json").get_json()["id"]
+    assert service.record_engine_decision(cid, verdict("publish", "normal", [], published_body="to be removed"))
+    assert cid in {i["id"] for i in client.get(url).get_json()["items"]}  # cached now
+    real = cache._scripts.call
+    calls = {"n": 0}
+
+    def fail_once(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RedisConnectionError("connection reset")
+        return real(*args, **kwargs)
+
+    cache._scripts.call = fail_once
+    version = mod.detail(cid)["version"]
+    mod.decide(cid, "reject", "Ana", version, "spam")
+    assert calls["n"] == 1
+    assert cid not in {i["id"] for i in client.get(url).get_json()["items"]}
+    # Another process reading the same Redis sees the new token too, not the old page.
+    other = ReadCache(REDIS_URL)
+    assert other.generation(DEMO) == cache.generation(DEMO)

@@ -127,14 +127,40 @@ def test_bulk_decisions_report_one_result_per_id(client, service, keys):
     resp = client.post("/v1/moderation/decisions", headers=auth(keys["moderator"]), json={"decisions": [
         {"id": ids[0], "action": "reject", "version": 2},
         {"id": ids[1], "action": "approve", "version": 1},
-        {"id": "missing", "action": "approve"},
-        {"id": ids[2], "action": "approve"},
+        {"id": "missing", "action": "approve", "version": 1},
+        {"id": ids[2], "action": "approve", "version": 2},
     ]})
     assert resp.status_code == 200
     assert [r["status"] for r in resp.get_json()["results"]] == [200, 409, 404, 200]
     too_many = client.post("/v1/moderation/decisions", headers=auth(keys["moderator"]),
                            json={"decisions": [{"id": "x", "action": "approve"}] * 101})
     assert too_many.status_code == 422
+
+
+def test_bulk_decisions_require_the_version_and_refuse_a_stale_one(client, service, keys, mod):
+    cid = post(client, "held then decided as a crisis by someone else")
+    engine(service, cid, "hold", categories=["spam"])
+    h = auth(keys["moderator"])
+    missing = client.post("/v1/moderation/decisions", headers=h,
+                          json={"decisions": [{"id": cid, "action": "approve"}]})
+    assert missing.status_code == 422 and missing.mimetype == "application/problem+json"
+    assert any(e["field"].endswith("version") for e in missing.get_json()["errors"])
+    # Another moderator holds it as a crisis (version 2 → 3); a bulk approve of version 2 is stale.
+    other = client.post(f"/v1/moderation/comments/{cid}/decision", json={"action": "hold"},
+                        headers={**h, "If-Match": '"2"'})
+    assert other.status_code == 200
+    stale = client.post("/v1/moderation/decisions", headers=h,
+                        json={"decisions": [{"id": cid, "action": "approve", "version": 2}]})
+    assert stale.get_json()["results"][0]["status"] == 409
+    assert client.get(f"/v1/comments/{cid}").get_json()["status"] == "held"
+    with pytest.raises(Exception, match="version"):
+        raise_first(mod.bulk_decide([{"id": cid, "action": "approve"}], "Ana"))
+
+
+def raise_first(results):  # type: ignore[no-untyped-def]
+    if results[0]["status"] == 422:
+        raise ValueError(results[0]["detail"])
+    return results
 
 
 def test_reports_take_a_comment_off_the_public_endpoint_at_the_threshold(app, service, keys):
@@ -158,12 +184,55 @@ def test_reports_take_a_comment_off_the_public_endpoint_at_the_threshold(app, se
     assert client.get(f"/v1/comments/{cid}").get_json()["status"] == "held"
 
 
-def test_one_self_harm_report_is_enough_and_urgent(client, service, keys):
+def test_one_self_harm_report_alerts_moderators_at_once_but_does_not_unpublish(client, service, keys, events):
     cid = post(client, "A published comment that worries a reader")
     engine(service, cid, "publish", masked="A published comment that worries a reader")
+    crisis = post(client, "the engine's own crisis")
+    engine(service, crisis, "hold", priority="urgent", categories=["self_harm"])
+    h = auth(keys["moderator"])
+    r = client.post(f"/v1/comments/{cid}/reports", json={"reason": "self_harm"},
+                    environ_overrides={"REMOTE_ADDR": "10.0.0.1"})
+    assert r.status_code == 202
+    assert cid in {i["id"] for i in client.get(URL).get_json()["items"]}, "one voice unpublishes nothing"
+    assert ("comment.urgent", cid) in [(k, p["id"]) for k, p in events.events]
+    # In the default queue at once, urgent, and told apart from the engine's crisis.
+    held = client.get("/v1/moderation/queue", headers=h).get_json()["items"]
+    by_id = {i["id"]: i for i in held}
+    assert by_id[cid]["priority"] == "urgent" and by_id[cid]["raised_by"] == "reports"
+    assert by_id[cid]["status"] == "approved"
+    assert by_id[crisis]["raised_by"] == "engine"
+    reported = client.get("/v1/moderation/queue?status=reported", headers=h).get_json()["items"]
+    assert [i["id"] for i in reported] == [cid]
+    # A second distinct reporter reaches the floor of two: now it leaves the public page.
+    client.post(f"/v1/comments/{cid}/reports", json={"reason": "self_harm"},
+                environ_overrides={"REMOTE_ADDR": "10.0.0.2"})
+    assert cid in {i["id"] for i in client.get(URL).get_json()["items"]}
+    client.post(f"/v1/comments/{cid}/reports", json={"reason": "self_harm"},
+                environ_overrides={"REMOTE_ADDR": "10.0.0.3"})
+    assert cid not in {i["id"] for i in client.get(URL).get_json()["items"]}
+
+
+def test_a_moderator_answers_a_report_alert_and_it_leaves_the_queue(client, service, keys):
+    cid = post(client, "A published comment a reader flagged")
+    engine(service, cid, "publish", masked="A published comment a reader flagged")
     client.post(f"/v1/comments/{cid}/reports", json={"reason": "self_harm"})
-    queue = client.get("/v1/moderation/queue?status=reported", headers=auth(keys["moderator"])).get_json()
-    assert queue["items"][0]["id"] == cid and queue["items"][0]["priority"] == "urgent"
+    h = auth(keys["moderator"])
+    item = client.get("/v1/moderation/queue", headers=h).get_json()["items"][0]
+    ok = client.post(f"/v1/moderation/comments/{cid}/decision", json={"action": "approve"},
+                     headers={**h, "If-Match": f'"{item["version"]}"'})
+    assert ok.status_code == 200 and ok.get_json()["priority"] == "normal"
+    assert client.get("/v1/moderation/queue", headers=h).get_json()["items"] == []
+    assert cid in {i["id"] for i in client.get(URL).get_json()["items"]}
+
+
+def test_report_thresholds_never_unpublish_on_one_voice(client, service, mod):
+    from dataclasses import replace
+
+    mod.rules = replace(mod.rules, report_threshold=1, report_threshold_self_harm=1)
+    cid = post(client, "Published")
+    engine(service, cid, "publish", masked="Published")
+    client.post(f"/v1/comments/{cid}/reports", json={"reason": "abuse"})
+    assert cid in {i["id"] for i in client.get(URL).get_json()["items"]}
 
 
 def test_only_published_comments_can_be_reported(client, service):
@@ -203,7 +272,7 @@ def test_standing_of_many_authors_is_read_at_once(client, service, mod):
             cid = post(client, f"{name} {i}", email=email)
             action = "publish" if i < approved else ("block" if i < approved + rejected else "hold")
             engine(service, cid, action, categories=() if action == "publish" else ("spam",), masked="x")
-        return author_ref(service.salt, email, None)
+        return author_ref(service.salt, email, "127.0.0.1")  # the test client's address
 
     steady = author("steady", approved=3)
     prolific = author("prolific", approved=7, held=2)
@@ -213,7 +282,7 @@ def test_standing_of_many_authors_is_read_at_once(client, service, mod):
     assert mod.trusted_among({steady, prolific, once_rejected, newcomer, unknown}) == {steady, prolific}
     # More authors than one statement reads: the rest are read by the next.
     many = {author(f"once{i}", approved=1) for i in range(20)} | {author("late", approved=3)}
-    assert mod.trusted_among(many | {once_rejected}) == {author_ref(service.salt, "late@example.org", None)}
+    assert mod.trusted_among(many | {once_rejected}) == {author_ref(service.salt, "late@example.org", "127.0.0.1")}
     assert mod.trusted_among(set()) == set()
     assert mod.is_trusted(prolific) and not mod.is_trusted(once_rejected) and not mod.is_trusted(None)
 
@@ -412,3 +481,63 @@ def test_no_read_of_comments_scans_the_table(client, service, mod, keys):
                         wrong.append((statement, plan))
     assert all(found.values()), found
     assert wrong == []
+
+
+def test_the_bootstrap_admin_key_is_made_once_never_restored_and_must_be_strong(settings, service):
+    import secrets
+    from dataclasses import replace
+
+    from services.api import create_app
+    from services.comments.errors import Invalid
+    from services.comments.models import ApiKey
+
+    for weak in ("changeme", "x" * 64, "dev-" + secrets.token_urlsafe(18), "abcdef0123" * 3):
+        with pytest.raises(Invalid):
+            create_app(replace(settings, bootstrap_token=weak), service=service)
+    token = secrets.token_urlsafe(32)
+    app = create_app(replace(settings, bootstrap_token=token), service=service)
+    mod = app.extensions["triage.moderation"]
+    (row,) = [k for k in mod.list_keys() if k.role == "admin"]
+    assert row.prefix == "" and token[:4] not in row.prefix
+    assert mod.authenticate(token) is not None
+    mod.revoke_key(row.id)
+    create_app(replace(settings, bootstrap_token=token), service=service)  # a restart
+    assert mod.authenticate(token) is None, "a revoked bootstrap key stays revoked"
+    # A new token while an admin key lives is ignored.
+    _, admin = mod.create_key("Root", "admin")
+    other = secrets.token_hex(32)
+    create_app(replace(settings, bootstrap_token=other), service=service)
+    assert mod.authenticate(other) is None
+    with service.db.session() as s:
+        assert s.query(ApiKey).count() == 2
+
+
+def test_an_unverified_email_neither_lends_trust_nor_gets_its_owner_banned(client, service, mod, keys):
+    def post_from(ip, body):  # type: ignore[no-untyped-def]
+        r = client.post(URL, json={"author": "Vic", "body": body, "email": "vic@example.org"},
+                        environ_overrides={"REMOTE_ADDR": ip})
+        assert r.status_code == 202
+        return r.get_json()["id"]
+
+    h = auth(keys["moderator"])
+    own = [post_from("10.1.1.1", f"good {i}") for i in range(3)]
+    for cid in own:
+        engine(service, cid, "publish", masked="x")
+    victim = service.get(own[0])[0].author_ref
+    assert mod.is_trusted(victim)
+    borrowed = service.get(post_from("10.6.6.6", "I am Vic, trust me"))[0].author_ref
+    assert borrowed != victim and not mod.is_trusted(borrowed)
+    assert client.post(f"/v1/moderation/authors/{borrowed}/ban", json={}, headers=h).status_code == 200
+    assert not mod.is_banned(victim) and mod.is_banned(borrowed)
+
+
+def test_a_self_harm_report_alerts_even_on_a_comment_a_moderator_approved_after_an_urgent_hold(
+        client, service, keys, events):
+    cid = post(client, "An engine crisis a moderator then approved")
+    engine(service, cid, "hold", priority="urgent", categories=["self_harm"])
+    h = auth(keys["moderator"])
+    assert client.post(f"/v1/moderation/comments/{cid}/decision", json={"action": "approve"},
+                       headers={**h, "If-Match": '"2"'}).status_code == 200
+    client.post(f"/v1/comments/{cid}/reports", json={"reason": "self_harm"})
+    held = client.get("/v1/moderation/queue", headers=h).get_json()["items"]
+    assert [(i["id"], i["raised_by"]) for i in held] == [(cid, "reports")]

@@ -197,6 +197,10 @@
     return el("time", { datetime: iso, text: isNaN(d) ? iso : d.toLocaleString() });
   }
 
+  // Readers' reports are told apart from the engine's own findings (a crisis the engine saw).
+  var RAISED_BY = { reports: "Readers' reports (comment still public unless several reported it)",
+                    engine: "The engine's filters", moderator: "A moderator" };
+
   function label(cat) { return String(cat).replace(/_/g, " "); }
 
   function safeClass(cat) { return String(cat).toLowerCase().replace(/[^a-z_]/g, ""); }
@@ -218,6 +222,8 @@
       var head = el("span", { className: "item-head" }, [
         urgent ? el("span", { className: "badge urgent" }, [
           el("span", { "aria-hidden": "true", text: "! " }), "Urgent"]) : null,
+        it.raised_by === "reports" ? el("span", { className: "badge raised-reports",
+          text: "Readers' report" }) : null,
         el("span", { className: "author", text: it.author || "Anonymous" }),
         el("span", { className: "article", text: "on " + it.article }),
       ]);
@@ -341,6 +347,7 @@
     meta.replaceChildren();
     metaRow(meta, "Status", STATUS_LABEL[d.status] || String(d.status));
     metaRow(meta, "Priority", d.priority === "urgent" ? "Urgent" : "Normal");
+    metaRow(meta, "Raised by", RAISED_BY[d.raised_by] || "—");
     metaRow(meta, "Article", String(d.article));
     metaRow(meta, "Email", d.email ? String(d.email) : "—");
     metaRow(meta, "Posted", when(d.created_at));

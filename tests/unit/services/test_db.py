@@ -424,3 +424,119 @@ def test_a_grown_write_ahead_log_is_cut_back_once_it_starts_over(tmp_path: Path,
     db.insert_committed(ins, {"id": 400, "note": "starts the log over"})
     assert os.path.getsize(wal) <= 64 * 1024 + 8192
     assert len(_rows(db)) == 401
+
+
+def _hold_flock(path: str, started: Any, stop: Any) -> None:
+    import fcntl
+    import os
+
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    started.set()
+    stop.wait(60)
+
+
+def _gives_up(call: Any, within: float = 20.0) -> BaseException | None:
+    """Run `call` in a thread; the error it ended with, or a failure if it is still waiting."""
+    import threading
+
+    out: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            call()
+            out.append(None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            out.append(exc)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(within)
+    assert out, f"still waiting after {within} s"
+    return out[0]
+
+
+def test_a_writer_stuck_in_another_process_is_given_up_on_as_a_locked_database(tmp_path: Path) -> None:
+    """The writers' turn is waited for a few seconds, not forever (SQLITE_LOCK_WAIT), in the
+    main thread (woken by a timer) and in any other."""
+    from sqlalchemy.exc import OperationalError
+
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    db = Database(url)
+    assert db.writer_lock is not None
+    ctx = multiprocessing.get_context("spawn")
+    started, stop = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=_hold_flock, args=(db.writer_lock.path, started, stop))
+    holder.start()
+    try:
+        assert started.wait(30)
+        err = _gives_up(lambda: db.writer_lock.acquire(wait=0.5))  # type: ignore[union-attr]
+        assert isinstance(err, OperationalError) and "locked" in str(err)
+        try:
+            db.writer_lock.acquire(wait=0.5)
+        except OperationalError as exc:
+            assert "locked" in str(exc)
+        else:
+            raise AssertionError("the main thread took a lock another process holds")
+    finally:
+        stop.set()
+        holder.join(30)
+    db.writer_lock.release(db.writer_lock.acquire())  # free again: taken at once
+
+
+def test_a_locked_sqlite_file_is_a_prompt_503_with_retry_after(settings: Any, service: Any) -> None:
+    import sqlite3
+
+    from services.api import create_app
+    from tests.conftest import DEMO
+
+    if not settings.database_url.startswith("sqlite"):
+        import pytest
+
+        pytest.skip("SQLite's file locking")
+    client = create_app(settings, service=service).test_client()
+    path = settings.database_url.removeprefix("sqlite:///")
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")
+    try:
+        answers: list[Any] = []
+        err = _gives_up(lambda: answers.append(client.post(
+            f"/v1/articles/{DEMO}/comments", json={"author": "A", "body": "while locked"})))
+        assert err is None
+        resp = answers[0]
+        assert resp.status_code == 503 and int(resp.headers["Retry-After"]) > 0
+        assert resp.mimetype == "application/problem+json"
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+
+
+def test_database_errors_never_carry_the_statement_parameters(database_url: str) -> None:
+    """An error's text (what a log line prints) names the statement, never an email or body."""
+    from sqlalchemy.exc import DBAPIError
+
+    from services.comments import repository as repo
+    from services.comments.models import utcnow
+    from services.db import RowInsert
+
+    db = Database(database_url)
+    secret = "victim@example.org"
+    values = {c.key: None for c in repo.COMMENTS_TABLE.c}
+    values.update(id="x" * 32, article_id=999999, author="A", email=secret, body="private body",
+                  status="pending", priority="normal", rank=1, categories=[], findings=[], scores={},
+                  report_count=0, version=1, created_at=utcnow())
+    insert = RowInsert(repo.COMMENTS_TABLE, db.engine.dialect)
+    errors: list[str] = []
+
+    def through_core() -> None:
+        with db.engine.begin() as conn:
+            conn.execute(repo.COMMENTS_TABLE.insert(), values)
+
+    for attempt in (lambda: db.insert_committed(insert, values), through_core):
+        try:
+            attempt()
+        except DBAPIError as exc:
+            errors.append(str(exc))
+    assert len(errors) == 2, "the unknown article must be refused (foreign key)"
+    assert not any(secret in e or "private body" in e for e in errors), errors
+    db.dispose()

@@ -46,3 +46,30 @@ def test_the_app_and_the_worker_runtime_use_the_one_wiring(settings, monkeypatch
     assert roles == ["api", "worker"]
     assert app.extensions["triage.services"].settings is settings
     assert rt.moderation.rules.trust_min_approved == settings.trust_min_approved
+
+
+def test_the_published_default_salt_is_refused_outside_development(settings) -> None:  # type: ignore[no-untyped-def]
+    import pytest
+
+    from services.config import DEFAULT_AUTHOR_SALT, Settings, UnsafeSettings
+
+    unsafe = replace(settings, author_salt=DEFAULT_AUTHOR_SALT)
+    with pytest.raises(UnsafeSettings):
+        build(unsafe, "api")
+    with pytest.raises(UnsafeSettings):
+        build(unsafe, "worker")
+    assert Settings.from_env({}).environment == "production"
+    build(replace(unsafe, environment="development"), "api")  # a laptop may
+
+
+def test_author_refs_are_keyed_hmacs_and_an_email_counts_only_with_its_address() -> None:
+    import hashlib
+    import hmac
+
+    from services.comments.shapes import author_ref, salted_hash
+
+    assert salted_hash("k", "ip", "10.0.0.1") == hmac.new(b"k", b"ip\x0010.0.0.1", hashlib.sha256).hexdigest()
+    assert salted_hash("k", "ip", "10.0.0.1") != hashlib.sha256(b"k\x00ip\x0010.0.0.1").hexdigest()
+    victim = author_ref("k", "Victim@Example.org", "10.0.0.1")
+    assert author_ref("k", "victim@example.org ", "10.0.0.1") == victim
+    assert author_ref("k", "victim@example.org", "10.6.6.6") != victim
