@@ -1,14 +1,14 @@
 """integrations: Coral decisions, webhooks and deliveries, imported comments
 
 Revision ID: a4d8e2f61c37
-Revises: a8d3f1c6e2b7
+Revises: a9d3f1c2b7e8
 Create Date: 2026-12-06 03:30:00
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = 'a4d8e2f61c37'
-down_revision = 'a8d3f1c6e2b7'
+down_revision = 'a9d3f1c2b7e8'
 branch_labels = None
 depends_on = None
 
