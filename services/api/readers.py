@@ -193,7 +193,9 @@ def openapi_paths(errors: dict[str, Any], slug: dict[str, Any]) -> dict[str, Any
             "summary": "Approved comments of up to 100 articles", "operationId": "counts",
             "parameters": [{"name": "articles", "in": "query", "required": True,
                             "schema": {"type": "string", "maxLength": 100 * 201,
-                                       "pattern": "^[^,]*(,[^,]*){0,99}$"},
+                                       # no control characters: the API refuses them (422)
+                                       "pattern": "^[^,\u0000-\u001f\u007f-\u009f]*"
+                                                  "(,[^,\u0000-\u001f\u007f-\u009f]*){0,99}$"},
                             "description": "comma-separated slugs, at most 100"}],
             "responses": {"200": obj, **errors}}},
         "/v1/articles/{slug}/comments.atom": {"parameters": [slug], "get": {
