@@ -306,6 +306,8 @@ def eval_(input_: str | None, youtube: str | None, robustness: bool, write_docs:
         click.echo(f"eval: YouTube Spam Collection in {youtube}, per video…", err=True)
         yt = evaluation.evaluate_youtube(Path(youtube))
     tables["quality"] = evaluation.render_markdown(dev, yt)
+    if dev is not None:
+        tables["quality-outcomes"] = evaluation.render_outcomes(dev)
     tables["quality-cross-source"] = evaluation.render_cross_source()
     tables["quality-unseen"] = evaluation.render_unseen_log(ROOT / "docs" / "unseen-sets.jsonl")
     if robustness and input_:
