@@ -270,7 +270,7 @@ def settings_table() -> str:
         default = f.default
         if f.name == "database_url":
             default = "sqlite:///<repo>/var/triage.db"
-        shown = str(default).replace("|", "\\|")
+        shown = str(default).replace(str(ROOT), "<repo>").replace("|", "\\|")  # no machine paths
         if len(shown) > 60:
             shown = shown[:57] + "…"
         rows.append(f"| `{ENV_NAMES.get(f.name, f.name.upper())}` | `{shown}` | {f.metadata.get('doc', '')} |")
