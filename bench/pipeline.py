@@ -80,7 +80,8 @@ def measure_pipeline(run: Run, article_id: int) -> None:
     t_enq = time.perf_counter()
     ids = insert_pipeline(run.settings, db, article_id, items, run.corpus)
     enqueue_s = time.perf_counter() - t_enq
-    reserve = args.e2e_seconds + 2 + 5 + 10  # e2e, its grace and tail, stop and report
+    # e2e, its grace and tail, the Coral phase and its warm-up, stop and report
+    reserve = args.e2e_seconds + 2 + 5 + args.coral_seconds + 15 + 10
     cap = max(10.0, args.budget - run.progress.elapsed() - reserve)
     run.stack.resume("worker")
     t0 = time.perf_counter()

@@ -113,6 +113,12 @@ def notes_for(d: dict[str, Any]) -> list[str]:
                    "(counted as the time watched, so ≥ marks a lower bound); "
                    "decision alone (DB created→decided) "
                    f"p50 {_ms(dec.get('p50_ms'))}, p99 {_ms(dec.get('p99_ms'))}.")
+    co = d.get("coral", {})
+    if co:
+        out.append(f"coral: {co.get('n', 0):,} signed requests at {co.get('rate', 0):.0f}/s open loop "
+                   f"to an API of its own (worker frozen), statuses {co.get('statuses')}, "
+                   f"{co.get('answered_in_budget', 0):.1%} decided in the budget, "
+                   f"max {_ms(co.get('max_ms'))}.")
     return out
 
 

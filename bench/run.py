@@ -27,7 +27,7 @@ import redis
 
 from services.config import ROOT, Settings
 
-from . import classify, e2e, ingest, pipeline, read
+from . import classify, coral, e2e, ingest, pipeline, read
 from . import corpus as corpus_mod
 from .common import Progress, Run, machine_info, wait_drained
 from .load import have_wrk
@@ -45,7 +45,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--pipeline-comments", type=int, default=10_000)
     p.add_argument("--e2e-rate", type=float, default=200)
     p.add_argument("--e2e-seconds", type=float, default=20)
-    p.add_argument("--budget", type=float, default=170, help="seconds the whole run may take")
+    p.add_argument("--coral-rate", type=float, default=50,
+                   help="Coral phase requests a second (a busy newsroom's comments)")
+    p.add_argument("--coral-seconds", type=float, default=10)
+    p.add_argument("--budget", type=float, default=190, help="seconds the whole run may take")
     p.add_argument("--write-docs", action="store_true",
                    help="also write the table into README.md (otherwise only var/ is written)")
     return p.parse_args(argv)
@@ -159,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         pipeline.measure_noop(run)
         pipeline.measure_pipeline(run, pipe_art.id)
         e2e.measure(run, e2e_slugs)
+        # On an API of its own, last: its engine would weigh on the figures above.
+        coral.measure(run, [d["body"] for d in dev])
         sampler.sample()
         machine = machine_info(settings, db)
         stack.check_alive()

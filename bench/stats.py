@@ -54,12 +54,16 @@ class Target:
 
 TARGETS = (
     Target("ingest_ratio", "ingest / baseline", ">=", 0.5),
-    Target("pipeline_ratio", "pipeline / noop", ">=", 2.0),
+    # the learned layer costs the worker more than a no-op task: half its ceiling is the goal
+    Target("pipeline_ratio", "pipeline / noop", ">=", 0.5),
     Target("read_ratio", "read / baseline", ">=", 0.8),
     Target("read_ratio_inm", "read (If-None-Match) / baseline", ">=", 0.8),
     Target("e2e_p50_ms", "e2e p50 (ms)", "<=", 25.0),
     Target("e2e_p99_ms", "e2e p99 (ms)", "<=", 100.0),
-    Target("classify_us_p50", "classify p50 (µs)", "<=", 500.0),
+    # the whole chain, learned layer included, for one comment on one core
+    Target("classify_us_p50", "classify p50 (µs)", "<=", 5000.0),
+    # Coral waits 200 ms for an external phase by default.
+    Target("coral_p99_ms", "Coral phase p99 (ms)", "<=", 200.0),
 )
 
 
@@ -99,6 +103,8 @@ ROWS = (
     ("e2e POST → visible, p99", "e2e_p99_ms", None, "e2e_p99_ms", "ms", 1),
     ("classify (filter chain), p50", "classify_us_p50", None, "classify_us_p50", "µs", 0),
     ("classify (filter chain), p99", "classify_us_p99", None, None, "µs", 0),
+    ("Coral phase at 50/s, p50", "coral_p50_ms", None, None, "ms", 1),
+    ("Coral phase at 50/s, p99", "coral_p99_ms", None, "coral_p99_ms", "ms", 1),
     ("peak RSS, API (gunicorn tree)", "rss_mb_api", None, None, "MB", 0),
     ("peak RSS, worker (celery tree)", "rss_mb_worker", None, None, "MB", 0),
 )

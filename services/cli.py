@@ -151,6 +151,20 @@ def worker(concurrency: int | None) -> None:
     ])
 
 
+@cli.command("webhooks-worker")
+@click.option("--concurrency", "-c", type=int, default=8, help="Deliveries at once (threads).")
+def webhooks_worker(concurrency: int) -> None:
+    """Run a Celery worker on the webhook queue (deliveries wait on receivers: threads)."""
+    settings = _settings()
+    from workers.celery_app import make_celery
+
+    make_celery(settings).worker_main([
+        "worker", "-Q", settings.webhook_queue, "--loglevel", settings.log_level,
+        "-P", "threads", "-c", str(concurrency), "--without-gossip", "--without-mingle",
+        "-n", "triage-webhooks@%h-%i",
+    ])
+
+
 @cli.command()
 def beat() -> None:
     """Run Celery beat (the sweeper that re-sends pending comments)."""
@@ -292,6 +306,8 @@ def eval_(input_: str | None, youtube: str | None, robustness: bool, write_docs:
         click.echo(f"eval: YouTube Spam Collection in {youtube}, per video…", err=True)
         yt = evaluation.evaluate_youtube(Path(youtube))
     tables["quality"] = evaluation.render_markdown(dev, yt)
+    if dev is not None:
+        tables["quality-outcomes"] = evaluation.render_outcomes(dev)
     tables["quality-cross-source"] = evaluation.render_cross_source()
     tables["quality-unseen"] = evaluation.render_unseen_log(ROOT / "docs" / "unseen-sets.jsonl")
     if robustness and input_:
@@ -314,6 +330,56 @@ def eval_(input_: str | None, youtube: str | None, robustness: bool, write_docs:
 
             for out in write_table(name, text):
                 click.echo(f"{out.name}: {name} table updated", err=True)
+
+
+@cli.command("import")
+@click.argument("kind", type=click.Choice(["disqus", "wordpress"]))
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--moderate", is_flag=True, help="Run the engine over what was imported.")
+def import_(kind: str, path: Path, moderate: bool) -> None:
+    """Import comments from a Disqus export or a WordPress WXR file (idempotent)."""
+    from .importers.common import ImportError_
+    from .importers.run import import_file
+    from .importers.run import moderate as review
+    from .migrate import upgrade
+
+    settings = _settings()
+    upgrade(settings.database_url)
+    service = _service(settings)
+    size = path.stat().st_size
+    with click.progressbar(length=size, label=f"importing {path.name}", file=sys.stderr,
+                           show_pos=False, show_percent=True) as bar:
+        try:
+            summary = import_file(service, kind, path, progress=bar.update)
+        except ImportError_ as exc:
+            bar.render_finish()
+            lines = exc.summary.lines() if exc.summary else []
+            raise click.ClickException(
+                f"{path}: {exc}. Before it: {'; '.join(lines)}. Fix the file and run the "
+                "import again: what was imported is skipped.") from exc
+    for line in summary.lines():
+        click.echo(line)
+    if moderate and summary.imported:
+        click.echo("moderating what was imported…", err=True)
+        counts = review(settings, service, summary)
+        click.echo(f"engine: checked {counts['checked']}, held {counts['held']}, "
+                   f"rejected {counts['rejected']}")
+
+
+@cli.command("export")
+@click.option("--article", default=None, help="One article's comments (default: every article).")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl")
+@click.option("--output", type=click.File("w", encoding="utf-8", lazy=True), default="-")
+def export_(article: str | None, fmt: str, output: TextIO) -> None:
+    """Export comments with their decisions and history (UTC times)."""
+    from .comments.errors import NotFound
+    from .importers.export import export
+
+    try:
+        n = export(_service(_settings()), output, fmt, article)
+    except NotFound as exc:
+        raise click.ClickException(exc.detail) from exc
+    click.echo(f"exported {n} comments", err=True)
 
 
 @cli.command()

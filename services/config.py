@@ -177,6 +177,41 @@ class Settings:
     demo_article_slug: str = field(
         default="ketamine-new-hope-depression", metadata={"doc": "Slug of the seeded article."}
     )
+    coral_signing_secrets: str = field(
+        default="", metadata={"doc": "Coral's signing secrets, comma-separated (several while "
+                                     "rotating); empty: `/v1/integrations/coral` answers 404."}
+    )
+    coral_budget_ms: int = field(
+        default=150, metadata={"doc": "Time the Coral phase gives the engine before it answers "
+                                      "`204` (Coral waits 200 ms by default)."}
+    )
+    coral_edit_window: int = field(
+        default=3600, metadata={"doc": "Seconds within which a Coral `EDIT` is linked to the same "
+                                       "author's earlier decision on the same story."}
+    )
+    webhook_queue: str = field(
+        default="webhooks", metadata={"doc": "Celery queue of webhook deliveries (its own worker)."}
+    )
+    webhook_allow_private_addresses: bool = field(
+        default=False, metadata={"doc": "Let webhooks reach loopback, link-local and private "
+                                        "addresses (development only)."}
+    )
+    webhook_timeout: float = field(
+        default=5.0, metadata={"doc": "Seconds a receiver has to answer one delivery attempt."}
+    )
+    webhook_max_attempts: int = field(
+        default=8, metadata={"doc": "Attempts per delivery before it is marked failed."}
+    )
+    webhook_backoff: float = field(
+        default=10.0, metadata={"doc": "Seconds before the first retry; doubled each time, with "
+                                       "jitter, capped at an hour."}
+    )
+    webhook_disable_after: int = field(
+        default=10, metadata={"doc": "Consecutive failed deliveries that disable an endpoint."}
+    )
+    webhook_pump_interval: float = field(
+        default=1.0, metadata={"doc": "Seconds between turns that turn events into deliveries."}
+    )
     allowed_origins: str = field(
         default="", metadata={"doc": "Origins (comma-separated) whose pages may read and post "
                                      "from a browser (CORS); empty: none."}
@@ -245,7 +280,7 @@ def settings_table() -> str:
         default = f.default
         if f.name == "database_url":
             default = "sqlite:///<repo>/var/triage.db"
-        shown = str(default).replace("|", "\\|")
+        shown = str(default).replace(str(ROOT), "<repo>").replace("|", "\\|")  # no machine paths
         if len(shown) > 60:
             shown = shown[:57] + "…"
         rows.append(f"| `{ENV_NAMES.get(f.name, f.name.upper())}` | `{shown}` | {f.metadata.get('doc', '')} |")

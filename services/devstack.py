@@ -120,7 +120,7 @@ def main(settings: Settings) -> int:
     env.setdefault("EVENTS_URL", streams_url)
     demo = {f"http://{settings.host}:{settings.port}", f"http://localhost:{settings.port}"}
     env.setdefault("ALLOWED_ORIGINS", ",".join(sorted(demo)))
-    for role in ("api", "worker", "beat", "streams"):
+    for role in ("api", "worker", "webhooks-worker", "beat", "streams"):
         # Own process groups: Ctrl-C reaches us, and we stop each child group in order.
         procs.append(subprocess.Popen([*triage, role], env=env, cwd=ROOT, preexec_fn=die_with_parent))
     base = f"http://{settings.host}:{settings.port}"

@@ -9,6 +9,7 @@ from .config import ROOT
 
 PERFORMANCE_DOC = Path("docs") / "performance.md"
 QUALITY_DOC = Path("docs") / "quality.md"
+SETTINGS_DOC = Path("docs") / "settings.md"
 
 
 def replace_section(name: str, body: str, path: Path | None = None) -> None:
@@ -30,6 +31,9 @@ def write_table(name: str, body: str, root: Path = ROOT) -> list[Path]:
     Performance tables go to docs/performance.md with their notes on how each figure was
     taken; README carries the default database's table alone."""
     written: list[Path] = []
+    if name == "settings":  # the full table; README names the few an operator sets first
+        replace_section(name, body, root / SETTINGS_DOC)
+        return [root / SETTINGS_DOC]
     if name.startswith("quality-"):  # the long quality story lives in docs/quality.md alone
         replace_section(name, body, root / QUALITY_DOC)
         return [root / QUALITY_DOC]

@@ -41,7 +41,8 @@ def make_celery(settings: Settings | None = None) -> Celery:
         # seconds) before it reports up: Celery's default 4 s would kill it mid-load.
         worker_proc_alive_timeout=60,
         task_default_queue=settings.queue_name,
-        task_routes={"moderation.*": {"queue": settings.queue_name}},
+        task_routes={"moderation.*": {"queue": settings.queue_name},
+                     "webhooks.*": {"queue": settings.webhook_queue}},
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
         beat_schedule={
@@ -54,6 +55,10 @@ def make_celery(settings: Settings | None = None) -> Celery:
                 "schedule": timedelta(seconds=settings.retrain_interval),
             },
             "purge": {"task": "moderation.purge", "schedule": timedelta(hours=1)},
+            # Expires: with no webhooks worker running, old turns are dropped, not piled up.
+            "webhooks-pump": {"task": "webhooks.pump",
+                              "schedule": timedelta(seconds=settings.webhook_pump_interval),
+                              "options": {"expires": max(5.0, settings.webhook_pump_interval * 5)}},
         },
     )
     app.conf.triage_settings = settings
@@ -67,7 +72,8 @@ def make_celery(settings: Settings | None = None) -> Celery:
         for name in ("celery.worker.strategy", "celery.app.trace"):
             logging.getLogger(name).setLevel(logging.WARNING)
 
-    from . import tasks
+    from . import tasks, webhooks
 
     tasks.register(app, settings)
+    webhooks.register(app, settings)
     return app

@@ -18,7 +18,7 @@ from ..config import Settings
 from ..logs import setup_logging
 from ..metrics import HTTP_LATENCY, HTTP_REQUESTS
 from ..wiring import build
-from . import moderation, ops, problems, public, readers, ui, widget
+from . import integrations, moderation, ops, problems, public, readers, ui, widget
 from .limits import init_limits
 from .schemas import has_controls
 
@@ -96,6 +96,7 @@ def create_app(settings: Settings | None = None, *, service: CommentService | No
     app.register_blueprint(public.bp)
     app.register_blueprint(ops.bp)
     app.register_blueprint(moderation.bp)
+    integrations.install(app, settings, services.comments, mod)
     if settings.bench_endpoints:
         app.register_blueprint(ops.bench_blueprint())
     app.register_blueprint(ui.bp)

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from . import readers, schemas
+from . import integrations, readers, schemas
 
 PROBLEM = {"$ref": "#/components/responses/Problem"}
 
@@ -102,6 +102,7 @@ def document() -> dict[str, Any]:
             },
             **moderation_paths(errors),
             **readers.openapi_paths(errors, SLUG),
+            **integrations.openapi_paths(),
             "/healthz": {"get": {"summary": "Process alive", "operationId": "healthz",
                                  "responses": {"200": _resp("Alive", "Health")}}},
             "/readyz": {"get": {"summary": "Database and Redis answer", "operationId": "readyz",

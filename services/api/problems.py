@@ -9,7 +9,15 @@ from flask import Flask, Response, json, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from ..comments.errors import Conflict, DomainError, Invalid, Malformed, NotFound, Unavailable
+from ..comments.errors import (
+    Conflict,
+    DomainError,
+    Invalid,
+    Malformed,
+    NotFound,
+    Unauthorized,
+    Unavailable,
+)
 
 log = logging.getLogger("triage.api")
 
@@ -20,6 +28,7 @@ DOMAIN_STATUS: dict[type[DomainError], tuple[int, str]] = {
     Malformed: (400, "bad-request"),
     Conflict: (409, "conflict"),
     Unavailable: (503, "unavailable"),
+    Unauthorized: (401, "unauthorized"),
 }
 
 

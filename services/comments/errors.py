@@ -35,3 +35,9 @@ class Conflict(DomainError):
 
 class Unavailable(DomainError):
     title = "Service unavailable"
+
+
+class Unauthorized(DomainError):
+    """A caller that proved nothing (a signature that does not match)."""
+
+    title = "Unauthorized"

@@ -72,4 +72,6 @@ def plan_transition(
     events: list[Event] = [(STATUS_EVENT[to_status], payload)]
     if to_status == Status.HELD and new_priority == "urgent":
         events.append(("comment.urgent", dict(payload)))
+    if c.status == Status.APPROVED and to_status != Status.APPROVED:
+        events.append(("comment.unpublished", dict(payload)))  # readers no longer see it
     return Change(comment, decision, events)

@@ -7,6 +7,7 @@ from sqlalchemy import pool
 
 from services.comments.models import Base
 from services.db import make_engine
+from services.integrations import models as _integrations  # noqa: F401 - their tables too
 
 config = context.config
 target_metadata = Base.metadata

@@ -244,9 +244,6 @@ def render_markdown(dev: DevResult | None, youtube: YoutubeResult | None) -> str
         lines.append(f"| median CPU µs per comment | {dev.median_cpu_us:.0f} | | ≤ {CHAIN_GOAL_US} | "
                      f"{'yes' if dev.median_cpu_us <= CHAIN_GOAL_US else 'NO'} |")
         lines.append(f"| p95 µs per comment | {dev.p95_us:.0f} | | (no goal) | |")
-        lines += ["", "| label | published | held | blocked |", "|---|---|---|---|"]
-        for label, c in sorted(dev.counts.items()):
-            lines.append(f"| {label} | {c['published']} | {c['held']} | {c['blocked']} |")
     if youtube is not None:
         if lines:
             lines.append("")
@@ -340,6 +337,14 @@ def evaluate_robustness(engine: Engine, items: Sequence[dict[str, Any]]) -> Robu
                                 "after": [after.action, after.priority], "body": b})
         kept[name] = {k: (v[0], v[1]) for k, v in row.items()}
     return RobustnessResult(kept, changed)
+
+
+def render_outcomes(dev: DevResult) -> str:
+    """Markdown: the dev set's outcomes per label (cross-validated)."""
+    lines = ["| label | published | held | blocked |", "|---|---|---|---|"]
+    for label, c in sorted(dev.counts.items()):
+        lines.append(f"| {label} | {c['published']} | {c['held']} | {c['blocked']} |")
+    return "\n".join(lines)
 
 
 def render_robustness(result: RobustnessResult) -> str:

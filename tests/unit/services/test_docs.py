@@ -43,7 +43,9 @@ def test_the_repository_has_every_marker_the_commands_write():
 
     readme = (ROOT / "README.md").read_text()
     doc = (ROOT / "docs" / "performance.md").read_text()
-    for name in ("settings", "quality", "performance"):
+    for name in ("quality", "robustness", "performance"):
         assert f"<!-- {name}:start -->" in readme and f"<!-- {name}:end -->" in readme
+    settings = (ROOT / "docs" / "settings.md").read_text()
+    assert "<!-- settings:start -->" in settings and "<!-- settings:end -->" in settings
     for name in ("performance", "performance-postgresql"):
         assert f"<!-- {name}:start -->" in doc and f"<!-- {name}:end -->" in doc

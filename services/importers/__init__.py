@@ -1,0 +1,1 @@
+"""`triage import disqus|wordpress FILE`: comments from the tools sites already ran."""

@@ -1,0 +1,1 @@
+"""Outbound webhooks: endpoints admins register, signed deliveries sent by Celery tasks."""
