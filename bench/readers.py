@@ -173,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     for p in (db_file, Path(f"{db_file}-wal"), Path(f"{db_file}-shm")):
         p.unlink(missing_ok=True)
     port, stream_port = free_port(), free_port()
-    env = dict(os.environ, DATABASE_URL=f"sqlite:///{db_file}", HOST="127.0.0.1", PORT=str(port),
+    env = dict(os.environ, TRIAGE_ENV="development",  # a private, throw-away stack
+               DATABASE_URL=f"sqlite:///{db_file}", HOST="127.0.0.1", PORT=str(port),
                STREAM_PORT=str(stream_port), RATELIMIT_ENABLED="false", LOG_LEVEL="WARNING",
                METRICS_DIR=str(work / "metrics"), STREAM_LIFETIME="3600")
     stack = Stack(ROOT, work, env)
