@@ -66,7 +66,7 @@ model: install
 	$(BIN)/triage model build
 
 # Known vulnerabilities in every locked dependency (PyPI's advisory data, so it needs to reach
-# pypi.org). Fails on any finding, and when it cannot ask.
+# the package index). Fails on any finding, and when it cannot ask.
 audit: install
 	$(BIN)/pip-audit --strict --disable-pip --require-hashes -r $(LOCK) -r $(DEV_LOCK) \
 	  --progress-spinner off --desc on
