@@ -36,15 +36,20 @@ def _reset_database(url: str) -> None:
     engine.dispose()
 
 
-@pytest.fixture
-def database_url(tmp_path: Path) -> Iterator[str]:
+def fresh_database_url(directory: Path) -> str:
+    """TEST_DATABASE_URL emptied, else a new SQLite file in `directory`; migrated."""
     url = os.environ.get("TEST_DATABASE_URL")
     if url:
         _reset_database(url)
     else:
-        url = f"sqlite:///{tmp_path / 'triage.db'}"
+        url = f"sqlite:///{directory / 'triage.db'}"
     upgrade(url)
-    yield url
+    return url
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> Iterator[str]:
+    yield fresh_database_url(tmp_path)
 
 
 @pytest.fixture

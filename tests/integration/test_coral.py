@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -24,8 +23,7 @@ from services.db import Database
 from services.events import InMemoryPublisher
 from services.integrations.coral import CoralPhase
 from services.integrations.models import CoralDecision
-from services.migrate import upgrade
-from tests.conftest import REDIS_URL, _reset_database, wait_for
+from tests.conftest import REDIS_URL, fresh_database_url, wait_for
 
 OLD = "ems_old0123456789abcdef0123456789abcdef"
 NEW = "ems_new0123456789abcdef0123456789abcdef"
@@ -95,12 +93,7 @@ def coral_sign(data: dict[str, Any], secrets: list[str]) -> tuple[bytes, str]:
 @pytest.fixture(scope="module")
 def coral_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """One app for the module: the engine takes seconds to load, once."""
-    url = os.environ.get("TEST_DATABASE_URL")
-    if url:
-        _reset_database(url)
-    else:
-        url = f"sqlite:///{tmp_path_factory.mktemp('coral') / 'triage.db'}"
-    upgrade(url)
+    url = fresh_database_url(tmp_path_factory.mktemp("coral"))
     settings = Settings(database_url=url, redis_url=REDIS_URL, log_level="WARNING", metrics_dir="",
                         ratelimit_enabled=False, author_salt="test-salt",
                         coral_signing_secrets=f"{OLD}, {NEW}",

@@ -71,7 +71,6 @@ NEIGHBOUR_SHARPNESS = 10.0  # weight exp(10 · cosine): the nearest count most
 SHOWN_LABELS = ("self_harm", "unsafe_medical", "harassment")
 DATA = Path(__file__).parent / "filters" / "data"
 log = logging.getLogger(__name__)
-_NO_ENCODER = SentenceEncoder()  # for reading a blob's metadata: never loads weights
 
 _MONEY = re.compile(r"[$€£]\s?\d[\d,.]*|\d[\d,.]*\s?(?:usd|eur|gbp|dollars|euros)")
 _DIGIT = re.compile(r"\d")
@@ -184,6 +183,12 @@ class Model:
         self.exemplar_vectors = exemplar_vectors
         label_index = {c: i for i, c in enumerate(classes)}
         self._exemplar_labels = np.array([label_index.get(e.label, -1) for e in exemplars], dtype=np.int64)
+        # per label, the exemplars that may be shown (only the shipped corpus keeps texts)
+        shown: dict[str, list[int]] = {}
+        for i, e in enumerate(exemplars):
+            if e.text:
+                shown.setdefault(e.label, []).append(i)
+        self._shown = {k: np.asarray(v, dtype=np.int64) for k, v in shown.items()}
         self.encoder = encoder if encoder is not None else (default_encoder() if dense_coef is not None else None)
         # word -> (vocabulary columns of its features, {next word: column of the pair}): words
         # repeat, so n-gram and pair strings need not be rebuilt
@@ -314,11 +319,8 @@ class Model:
 
     def similar(self, vector: np.ndarray | None, category: str, n: int = 2) -> list[Exemplar]:
         """The labelled examples of `category` nearest to the comment's sentence vector."""
-        if vector is None or self.exemplar_vectors is None or not self.exemplars:
-            return []
-        # only the shipped corpus keeps texts to show
-        idx = [i for i, e in enumerate(self.exemplars) if e.label == category and e.text]
-        if not idx:
+        idx = self._shown.get(category)
+        if vector is None or self.exemplar_vectors is None or idx is None:
             return []
         sims = self.exemplar_vectors[idx] @ vector
         return [self.exemplars[idx[i]] for i in np.argsort(-sims)[:n]]
@@ -457,21 +459,32 @@ def default_examples() -> list[Example]:
 SHIPPED = DATA / "model.json.gz"
 
 
-def default_blob() -> bytes:
-    """The shipped model (built by `triage model build` from the corpus it names); trained here,
-    uncalibrated, only if the corpus changed since it was built."""
+def _shipped_if_current() -> tuple[bytes, Model] | None:
+    """The shipped blob and its model, if it was built from the corpus as it is now."""
     from workers.engine import corpus
 
-    if SHIPPED.exists():
-        blob = SHIPPED.read_bytes()
-        if load(blob, encoder=_NO_ENCODER).meta.get("corpus") == corpus.digest():
-            return blob
+    if not SHIPPED.exists():
+        return None
+    blob = SHIPPED.read_bytes()
+    model = load(blob)
+    return (blob, model) if model.meta.get("corpus") == corpus.digest() else None
+
+
+def _train_default() -> bytes:
     log.warning("the shipped model does not match the corpus: training one now, with default "
                 "thresholds (run `make model`)")
     return train(default_examples())
 
 
+def default_blob() -> bytes:
+    """The shipped model (built by `triage model build` from the corpus it names); trained here,
+    uncalibrated, only if the corpus changed since it was built."""
+    shipped = _shipped_if_current()
+    return shipped[0] if shipped else _train_default()
+
+
 @lru_cache(maxsize=1)
 def default_model() -> Model:
-    """The default blob's model, loaded once per process."""
-    return load(default_blob())
+    """The default model, loaded once per process (the blob parsed once)."""
+    shipped = _shipped_if_current()
+    return shipped[1] if shipped else load(_train_default())

@@ -255,6 +255,7 @@ def _numbers(m: re.Match[str]) -> str:
     return digits + tail
 
 
+@lru_cache(maxsize=512)  # a worker's batch normalises each body for its vector, then classifies it
 def normalise(text: str) -> Text:
     """Fold `text` for matching and keep a map from each folded character to the original."""
     original = text
