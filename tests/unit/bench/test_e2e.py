@@ -76,10 +76,11 @@ def test_end_to_end_reports_the_time_until_a_comment_is_listed_and_leaves_out_he
     held = {cid for cid, s in status.items() if s == "held"}
     assert len(held) == 3 and raw["not_shown"] == 3 and raw["visible"] == 57
     assert not held & set(raw["latency"])
-    # Listed 80 ms after the server answered: never reported much sooner (the client reads
-    # the answer a few milliseconds after the server sent it), and, polled every 5 ms, not
-    # much later. Loose both ways, for a busy machine: a clock started at the wrong end is
-    # off by far more.
-    assert min(raw["latency"].values()) >= SHOWS_AFTER * 1000 - 20
+    # Listed 80 ms after the server answered. The median, not the minimum: on a busy machine a
+    # sender thread can lose the processor between reading the answer and reading the clock, and
+    # the poller may list that comment first. A clock started at the wrong end shifts them all.
+    latencies = sorted(raw["latency"].values())
+    assert latencies[len(latencies) // 2] >= SHOWS_AFTER * 1000 - 20
     summary = e2e_summary(raw, status)
+    assert summary["p50_ms"] < SHOWS_AFTER * 1000 + 100
     assert summary["p90_ms"] < SHOWS_AFTER * 1000 + 150
