@@ -90,6 +90,13 @@ _LEET = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "
 _NUMBER_WORDS = {
     "zero": "0", "oh": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5",
     "six": "6", "seven": "7", "eight": "8", "nine": "9",
+    # Spanish, Portuguese, Italian, French, German (after folding: "três" is "tres")
+    "cero": "0", "uno": "1", "dos": "2", "tres": "3", "cuatro": "4", "cinco": "5", "seis": "6",
+    "siete": "7", "ocho": "8", "nueve": "9", "um": "1", "dois": "2", "quatro": "4", "sete": "7",
+    "oito": "8", "nove": "9", "due": "2", "tre": "3", "quattro": "4", "sei": "6", "sette": "7",
+    "otto": "8", "cinque": "5", "un": "1", "deux": "2", "trois": "3", "quatre": "4", "cinq": "5", "sept": "7",
+    "huit": "8", "neuf": "9", "null": "0", "eins": "1", "zwei": "2", "zwo": "2", "drei": "3",
+    "vier": "4", "funf": "5", "fuenf": "5", "sechs": "6", "sieben": "7", "acht": "8", "neun": "9",
 }
 
 
@@ -212,9 +219,10 @@ _AT_MAIL = re.compile(r"(?<=[a-z0-9_])\s+at\s+(?=(?:gmail|googlemail|yahoo|ymail
                       r"proton|protonmail|gmx|yandex|mail|web)\.[a-z]{2,}(?![\w@]))")
 _AT_WORD = re.compile(r"(?<=[a-z0-9])\s*(?:\(at\)|\[at\]|\{at\}|\bat\b)\s*(?=[a-z0-9_-]+(?:\.[a-z0-9_-]+)*\.[a-z]{2,}(?![\w@.]))")  # noqa: E501 - a regex reads best whole
 _NUMBER_RUN = re.compile(
-    r"\b(?:(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)[\s,-]*){5,}", re.I)
+    r"\b(?:(?:" + "|".join(sorted(_NUMBER_WORDS, key=len, reverse=True)) + r")\b[\s,-]*){5,}", re.I)
 # Cheap tests run before the passes above; each only lets through texts the pass could change.
-_PHONE_WORD = re.compile(r"\b(?:five|zero|nine|seven|eight)\b")
+_PHONE_WORD = re.compile(r"\b(?:five|zero|nine|seven|eight|cero|cinco|nueve|siete|ocho|nove|sette|"
+                         r"otto|cinque|cinq|neuf|huit|sept|null|sieben|acht|neun|drei|zwei|tres|tre)\b")
 _LEET_HINT = re.compile(r"[a-z][0-9@$!][a-z0-9]|[0-9@$!][a-z][a-z]")
 _SPACED_HINT = re.compile(r"(?<!\w)[a-z0-9][ .\-_*][a-z0-9][ .\-_*][a-z0-9](?!\w)")
 _LETTER_SPACE = re.compile(r"(?<!\w)\w (?=\w(?!\w))")
@@ -301,7 +309,7 @@ def normalise(text: str) -> Text:
         s = joined.lower()
 
     # digits written as words in a phone number
-    if ("five" in s or "zero" in s or "nine" in s or "seven" in s or "eight" in s) and _PHONE_WORD.search(s):
+    if _PHONE_WORD.search(s):
         s, idx = _sub(_NUMBER_RUN, _numbers, s, idx)
     if _LEET_HINT.search(s):
         s, idx = _sub(_WORD_WITH_LEET, _leet, s, idx)

@@ -3,9 +3,10 @@ decision, and the decision names the policy version that made it.
 
 Rules, in order:
 - self_harm: always hold with urgent priority; never published, never blocked.
-- spam: block only when blatant (rules alone are very sure, or rules and the model agree);
-  otherwise hold. Being unsure means hold, never block. A link on its own never blocks, and
-  holds only when the model or another rule also doubts the comment.
+- spam: block only when blatant (rules alone are very sure, or rules and the model agree) and
+  the learned model, where it judged the comment, sees spam too; otherwise hold. Being unsure
+  means hold, never block. A link on its own never blocks, and holds only when the model or
+  another rule also doubts the comment.
 - unsafe_medical, harassment: hold.
 - the learned model holds on its own (self_harm urgent) where its finding is present: the
   pipeline adds one only above the model's calibrated threshold.
@@ -27,7 +28,7 @@ from typing import Any
 from workers.engine.filters.base import CATEGORIES, Finding
 from workers.engine.filters.profanity import replace_spans
 
-POLICY_VERSION = "policy@2"
+POLICY_VERSION = "policy@3"
 # The mere presence of a link: weak evidence that never blocks and holds only with other doubt.
 BARE_LINK_RULES = frozenset({"spam.link", "spam.link.shortener", "spam.link.many", "spam.link.platform"})
 
@@ -41,6 +42,9 @@ class PolicySettings:
     spam_block_rule_min: float = 0.85  # blocking needs at least one rule this sure...
     # ...or several rules that together are this sure while the model is at least spam_block
     spam_block_rules_agree: float = 0.9
+    # A block also needs the model's spam probability at least this high (when it judged the
+    # comment): ordinary wording beside a link can fool the rules, and a block is never reviewed.
+    spam_block_model_min: float = 0.2
     spam_model_hold: float = 0.5  # model probability that holds a comment on its own
     profanity_hold: float = 0.5
     profanity_mode: str = "mask"  # "mask": publish masked; "hold": send to moderators
@@ -106,6 +110,7 @@ def category_scores(findings: Sequence[Finding], settings: PolicySettings) -> di
     # so the noisy-OR multiplies in the same order (and gives the same float) as ever.
     per_rule: dict[str, dict[str, float]] = {cat: {} for cat in CATEGORIES}
     models = dict.fromkeys(CATEGORIES, 0.0)
+    judged = dict.fromkeys(CATEGORIES, 0.0)  # 1.0 where the model gave a finding
     bare_link = 0.0
     for f in findings:
         rules_of = per_rule.get(f.category)
@@ -113,6 +118,7 @@ def category_scores(findings: Sequence[Finding], settings: PolicySettings) -> di
             continue
         if is_model_finding(f):
             models[f.category] = max(models[f.category], f.score)
+            judged[f.category] = 1.0
         elif f.rule in BARE_LINK_RULES:
             bare_link = max(bare_link, f.score)
         else:
@@ -131,7 +137,8 @@ def category_scores(findings: Sequence[Finding], settings: PolicySettings) -> di
         else:
             combined = rules
         out[cat] = {"rules": rules, "top_rule": top, "model": model, "combined": combined,
-                    "n_rules": float(len(found)), "bare_link": bare_link if cat == "spam" else 0.0}
+                    "n_rules": float(len(found)), "bare_link": bare_link if cat == "spam" else 0.0,
+                    "judged": judged[cat]}
     return out
 
 
@@ -185,7 +192,8 @@ def _decide(findings: Sequence[Finding], thresholds: PolicySettings, original: s
     spam = sc["spam"]
     agree = (spam["rules"] >= s.spam_block_rules_agree and spam["model"] * s.model_weight >= s.spam_block
              and spam["n_rules"] >= 2)
-    if ("spam" in triggered and spam["combined"] >= s.spam_block
+    model_sees_spam = not spam["judged"] or spam["model"] >= s.spam_block_model_min
+    if ("spam" in triggered and spam["combined"] >= s.spam_block and model_sees_spam
             and (spam["top_rule"] >= s.spam_block_rule_min or agree)):
         return Decision("block", "normal", cats, None, POLICY_VERSION, scores, masked)
     if (s.harassment_block is not None and "harassment" in triggered

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from workers.engine.normalise import normalise
@@ -110,3 +112,18 @@ def test_look_alikes_come_from_the_unicode_data_file():
 def test_dotted_words_keep_their_spaces():
     assert normalise("I w.i.s.h I c.o.u.l.d g.o").normalised == "i wish i could go"
     assert normalise("K e t a m i n   o h n e   R e z e p t").normalised == "ketamin ohne rezept"
+
+
+@pytest.mark.parametrize("body", [
+    "WhatsApp: null eins sieben sechs, zwei drei vier fünf sechs",
+    "Scrivimi su WhatsApp: tre tre nove, uno due due, quattro cinque sei sette",
+    "Llámame al seis cuatro cero, uno dos tres, cuatro cinco seis",
+    "Appelez le zéro six, douze? non: zéro six un deux trois quatre cinq",
+])
+def test_phone_numbers_written_out_in_other_languages_become_digits(body):
+    assert re.search(r"\d{7,}", normalise(body).normalised)
+
+
+def test_a_few_number_words_in_a_sentence_stay_words():
+    s = "tengo dos o tres preguntas, y un perro; I have one or two questions"
+    assert normalise(s).normalised == s.lower()

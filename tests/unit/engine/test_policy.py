@@ -117,3 +117,14 @@ def test_a_model_finding_holds_on_its_own(cat, priority):
     # the pipeline adds one only above the model's calibrated threshold, so its presence decides
     d = decide([f(cat, 0.2, f"{cat}.model@2.4000")], S, "x")
     assert (d.action, d.priority, d.categories) == ("hold", priority, (cat,))
+
+
+def test_rules_that_the_model_contradicts_hold_rather_than_block():
+    # "Flu jabs now available … free … <link>": sales wording beside a link, a model sure it
+    # is not spam. Held for a person; blocked only when the model sees spam too.
+    rules = [f("spam", 0.92, "spam.link.offer"), f("spam", 0.7, "spam.link")]
+    assert decide([*rules, f("spam", 0.1, "spam.model@2.1")], S, "x").action == "hold"
+    assert decide([*rules, f("spam", S.spam_block_model_min, "spam.model@2.1")], S, "x").action == "block"
+    # an engine without a model (or a trusted author's comment, which the model does not judge)
+    # is blocked on the rules alone
+    assert decide(rules, S, "x").action == "block"
