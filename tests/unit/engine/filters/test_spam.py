@@ -4,7 +4,7 @@ from workers.engine.filters.base import Context
 from workers.engine.filters.spam import SpamFilter
 from workers.engine.normalise import normalise
 from workers.engine.patterns import is_reputable
-from workers.engine.policy import PolicySettings, category_scores
+from workers.engine.policy import PolicySettings, category_scores, decide
 
 
 def rules_score(body, author=None, dups=0):
@@ -106,3 +106,23 @@ def test_model_probability_is_a_finding():
     findings = f.check(normalise("hello"), Context())
     assert [(x.rule, x.score) for x in findings] == [("spam.model@test", 0.8)]
     assert SpamFilter(model=Fixed()).check(normalise("hello"), Context(trusted_author=True)) == []
+
+
+@pytest.mark.parametrize("body", [
+    "BANK: your card has been suspended after unusual activity. Restore access: secure-card-help.example",
+    "Your parcel could not be delivered. A customs fee of 1.99 GBP is due: parcel-redeliver.example",
+    "You have an outstanding toll balance of $6.99. Pay now at toll-pay-portal.example",
+    "Please verify your wallet within 24 hrs: wallet-verify.example",
+])
+def test_phishing_beside_a_link_is_blatant(body):
+    _, findings = rules_score(body)
+    assert decide(findings, PolicySettings(), body).action == "block", findings
+
+
+@pytest.mark.parametrize("body", [
+    "Can you update me on the payment details for the trip? The sheet: docs-share.example/abc",
+    "Your parcel could not be delivered, they said. Typical. I'll pick it up tomorrow.",
+])
+def test_everyday_talk_of_payments_and_parcels_is_not_phishing(body):
+    _, findings = rules_score(body)
+    assert decide(findings, PolicySettings(), body).action != "block", findings
