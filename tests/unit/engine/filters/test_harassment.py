@@ -59,6 +59,8 @@ def test_spans(flt: HarassmentFilter) -> None:
     "Junkies like you are nothing but a drain on the system.",
     "@Claire stop polluting every article with your nonsense.",
     "T'es vraiment con ou tu fais semblant ?",
+    "Someone should put a bullet in that judge",
+    "That traitor of a minister should be hanged.",
 ])
 def test_contempt_and_wished_violence_without_stock_insults(flt: HarassmentFilter, body: str) -> None:
     assert top_score(flt, body) >= 0.5, body
@@ -68,6 +70,8 @@ def test_contempt_and_wished_violence_without_stock_insults(flt: HarassmentFilte
     "I felt like a burden to my family before treatment.",
     "The insurers are ruining every appointment with their paperwork.",
     "They deserve a medal, the nurses at my clinic.",
+    "The judge in that case was shot at in 1989, the article says.",
+    "Flu shot done, and the bullet points in this piece are clear.",
 ])
 def test_self_description_and_praise_are_not_contempt(flt: HarassmentFilter, body: str) -> None:
     assert top_score(flt, body) < 0.5, body
