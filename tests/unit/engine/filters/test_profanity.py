@@ -74,7 +74,8 @@ def masked(body):
     "graduated summa cum laude", "tit for tat arguments", "oral ketamine", "broken down by sex and age",
     "Lovely balanced article xx", "a safer alternative to PCP", "Penistone Pete", "Lucas Cockburn",
     "Damn good article", "went through hell", "shiitake extract", "Mr. Dickinson",
-    "which test is right for you", "the ovary and the testis",
+    "which test is right for you", "the ovary and the testis", "a slippery slope",
+    "know the signs of heat stroke", "I used to hate facial hair",
 ])
 def test_innocent_words_never_masked(body):
     assert masked(body) == body
