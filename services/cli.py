@@ -302,6 +302,7 @@ def eval_(input_: str | None, youtube: str | None, robustness: bool, write_docs:
     if input_:
         click.echo(f"eval: {input_} (5-fold cross-validation)…", err=True)
         dev = evaluation.evaluate_dev(Path(input_))
+        click.echo(evaluation.render_timing(dev), err=True)
     if youtube:
         click.echo(f"eval: YouTube Spam Collection in {youtube}, per video…", err=True)
         yt = evaluation.evaluate_youtube(Path(youtube))

@@ -40,7 +40,6 @@ GOALS: dict[str, tuple[str, float]] = {
     "harassment_caught": (">=", 0.90),
     "profanity_safe": (">=", 1.0),
 }
-CHAIN_GOAL_US = 5000
 YOUTUBE_TARGETS = {"Psy": 0.922, "KatyPerry": 0.853, "LMFAO": 0.938, "Eminem": 0.941, "Shakira": 0.958}
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 
@@ -227,6 +226,13 @@ def evaluate_youtube(directory: Path | None = None, *, include_seed: bool = Fals
     return YoutubeResult(out, conf, include_seed)
 
 
+def render_timing(dev: DevResult) -> str:
+    """One line on how long the chain took here; `make bench` is where speed is judged, in a
+    process of its own (this run shares the machine with training)."""
+    return (f"eval: the whole chain took {dev.median_us:.0f} µs a comment at the median "
+            f"({dev.median_cpu_us:.0f} µs of CPU, p95 {dev.p95_us:.0f} µs) during this run")
+
+
 def render_markdown(dev: DevResult | None, youtube: YoutubeResult | None) -> str:
     """The README's quality table."""
     lines: list[str] = []
@@ -237,13 +243,6 @@ def render_markdown(dev: DevResult | None, youtube: YoutubeResult | None) -> str
             v = dev.metrics.get(m)
             shown = f"{v:.3f}" if isinstance(v, float) else str(v)
             lines.append(f"| {m} | {shown} | {dev.n.get(m, '')} | {cmp} {bound} | {'yes' if met[m] else 'NO'} |")
-        # The engine's own goal is a median of 1 ms; the benchmark aims for half of that.
-        # the whole chain, learned layer included (make bench measures it on a quiet process)
-        lines.append(f"| median µs per comment | {dev.median_us:.0f} | | ≤ {CHAIN_GOAL_US} | "
-                     f"{'yes' if dev.median_us <= CHAIN_GOAL_US else 'NO'} |")
-        lines.append(f"| median CPU µs per comment | {dev.median_cpu_us:.0f} | | ≤ {CHAIN_GOAL_US} | "
-                     f"{'yes' if dev.median_cpu_us <= CHAIN_GOAL_US else 'NO'} |")
-        lines.append(f"| p95 µs per comment | {dev.p95_us:.0f} | | (no goal) | |")
     if youtube is not None:
         if lines:
             lines.append("")
