@@ -126,3 +126,23 @@ def test_phishing_beside_a_link_is_blatant(body):
 def test_everyday_talk_of_payments_and_parcels_is_not_phishing(body):
     _, findings = rules_score(body)
     assert decide(findings, PolicySettings(), body).action != "block", findings
+
+
+@pytest.mark.parametrize("body", [
+    "Here's the link for the concert tickets, they go on sale at 10 tomorrow https://tickets.example/ set an alarm",
+    "Free flu shot clinic Saturday 10am-2pm at the school gym. No insurance needed. Info: https://bit.ly/flu-clinic",
+    "the lamp's from this little shop!! https://crafts.example/shop/NorthLight they do custom colours too",
+    "Drugmaker cuts the list price of its insulin for uninsured patients https://bloom.bg/3Vb2Kqs",
+])
+def test_one_shopping_word_beside_a_link_is_not_blatant(body):
+    _, findings = rules_score(body)
+    assert decide(findings, PolicySettings(), body).action != "block", findings
+
+
+@pytest.mark.parametrize("body", [
+    "Get your FREE health check kit today, just pay shipping!! Limited stock, order now https://bit.ly/freekit-now",
+    "Mother's Day is Sunday! Order by Friday for free delivery: petals.example. Reply STOP to opt out",
+])
+def test_several_offers_or_an_opt_out_beside_a_link_are_blatant(body):
+    _, findings = rules_score(body)
+    assert decide(findings, PolicySettings(), body).action == "block", findings
