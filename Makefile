@@ -60,7 +60,7 @@ test-long: install
 eval: install
 	$(BIN)/triage eval --input ../shared/data/dev_comments.jsonl --youtube ../shared/data/youtube-spam --robustness
 
-# Rebuild the shipped model from the corpus (calibrated out of sample; about ten minutes on two
+# Rebuild the shipped model from the corpus (calibrated out of sample; about five minutes on two
 # cores). Rewrites workers/engine/filters/data/model.json.gz, which is what it is for.
 model: install
 	$(BIN)/triage model build
