@@ -140,6 +140,11 @@ def _lists() -> dict[str, frozenset[str]]:
 
 
 @lru_cache(maxsize=1)
+def _helpline() -> re.Pattern[str]:
+    return re.compile(r"(?<!\w)(?:" + _alternation(read_list("spam_helpline_words.txt")) + r")(?!\w)")
+
+
+@lru_cache(maxsize=1)
 def _warning() -> re.Pattern[str]:
     return re.compile(r"\b(?:" + _alternation(read_list("spam_warning_words.txt")) + r")\b")
 
@@ -311,6 +316,8 @@ class SpamFilter:
         phones = [m.span() for m in (_PHONE.finditer(s) if _DIGITS.search(s) else ())
                   if sum(c.isdigit() for c in m.group(0)) >= 8 and outside(m.span())
                   and not _THOUSANDS.fullmatch(m.group(0).strip())]
+        # a crisis or public service line shared with someone is not a contact for sale
+        phones = [(a, b) for a, b in phones if not _helpline().search(s, max(0, a - 80), b + 40)]
         if phones:
             add("spam.phone", 0.6, phones, "phone number")
 

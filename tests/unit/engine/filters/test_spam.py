@@ -146,3 +146,18 @@ def test_one_shopping_word_beside_a_link_is_not_blatant(body):
 def test_several_offers_or_an_opt_out_beside_a_link_are_blatant(body):
     _, findings = rules_score(body)
     assert decide(findings, PolicySettings(), body).action == "block", findings
+
+
+@pytest.mark.parametrize("body", [
+    "You're 17 and this feels like forever but it isn't. Childline is 0800 1111 if you're in the UK.",
+    "Wer gerade nicht weiter weiß: Telefonseelsorge 0800 111 0 111, anonym.",
+    "Per favore chiama il Telefono Amico (02 2327 2327) stasera.",
+])
+def test_a_crisis_line_shared_with_someone_is_not_a_contact_for_sale(body):
+    _, findings = rules_score(body)
+    assert not [f for f in findings if f.rule == "spam.phone"], findings
+
+
+def test_a_number_offered_for_sale_is_still_a_contact():
+    _, findings = rules_score("Best prices, call 0800 555 0199 now, free delivery")
+    assert [f for f in findings if f.rule == "spam.phone"], findings
