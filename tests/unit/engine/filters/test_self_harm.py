@@ -71,3 +71,21 @@ def test_means_and_method_without_the_words(flt: SelfHarmFilter, body: str) -> N
 ])
 def test_ordinary_heights_pills_and_driving(flt: SelfHarmFilter, body: str) -> None:
     assert top_score(flt, body) < 0.3, body
+
+
+@pytest.mark.parametrize("body", [
+    "Hace tres años intenté quitarme la vida. Hoy estoy aquí, con terapia y con mi perro.",
+    "Due anni fa ho provato a togliermi la vita. Oggi sono tornata a dipingere.",
+    "Vor drei Jahren wollte ich mich umbringen. Heute bin ich froh, dass ich noch da bin.",
+])
+def test_past_crises_in_other_languages_are_not_present_ones(flt: SelfHarmFilter, body: str) -> None:
+    assert top_score(flt, body) < 0.3, body
+
+
+@pytest.mark.parametrize("body", [
+    "Me quiero morir. Esta noche lo hago.",
+    "Hace un año lo intenté y hoy quiero matarme otra vez.",
+    "Voglio togliermi la vita stasera.",
+])
+def test_present_crises_in_other_languages_stay_crises(flt: SelfHarmFilter, body: str) -> None:
+    assert top_score(flt, body) >= 0.5, body
