@@ -161,3 +161,20 @@ def test_a_crisis_line_shared_with_someone_is_not_a_contact_for_sale(body):
 def test_a_number_offered_for_sale_is_still_a_contact():
     _, findings = rules_score("Best prices, call 0800 555 0199 now, free delivery")
     assert [f for f in findings if f.rule == "spam.phone"], findings
+
+
+@pytest.mark.parametrize("body", [
+    "Insulin now capped at $35 a month for Medicare patients. https://apne.ws/3Kp9Lm2",
+    "Anyone at the uni: the free counselling service has same-week slots right now",
+    "Our walking group meets Thursdays by the bandstand, join us, details: https://groups.example/walk",
+    "Pharmacist jailed after selling diverted ketamine through a Telegram channel. https://news.example/a",
+])
+def test_prices_news_and_invitations_are_not_blatant(body):
+    _, findings = rules_score(body)
+    assert decide(findings, PolicySettings(), body).action != "block", findings
+
+
+def test_earnings_promised_per_day_are_still_blatant():
+    body = "I earn $450 a day from home with this system, ask me how: cash-system.example"
+    _, findings = rules_score(body)
+    assert decide(findings, PolicySettings(), body).action == "block", findings
