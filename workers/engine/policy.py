@@ -54,7 +54,7 @@ class PolicySettings:
     harassment_block: float | None = None  # None: harassment is held, never blocked
     model_weight: float = 1.0  # how much the learned spam model counts next to the rules
     banned_action: str = "hold"  # a banned author's comments: "hold", or "reject" (blocked)
-    link_model_hold: float = 0.25  # model probability that, with a bare link, holds a comment
+    link_model_hold: float = 0.35  # model probability that, with a bare link, holds a comment
 
     def __post_init__(self) -> None:
         if self.profanity_mode not in ("mask", "hold"):

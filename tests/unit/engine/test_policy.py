@@ -128,3 +128,10 @@ def test_rules_that_the_model_contradicts_hold_rather_than_block():
     # an engine without a model (or a trusted author's comment, which the model does not judge)
     # is blocked on the rules alone
     assert decide(rules, S, "x").action == "block"
+
+
+def test_a_news_link_the_model_barely_doubts_is_published():
+    # out of sample, news posts with one link score about 0.3 as spam; spam with a bare link
+    # scores far higher
+    link = [f("spam", 0.92, "spam.link.shortener"), f("spam", 0.7, "spam.link")]
+    assert decide([*link, f("spam", 0.3, "spam.model@2.1")], S, "x").action == "publish"
