@@ -166,17 +166,17 @@ def moderate_batch(rt: Runtime, ids: list[str]) -> int:
     if not pending:
         return 0
     dups = rt.recent_duplicates_many([(c.id, c.body, c.author_ref, slug) for c, slug in pending])
-    try:  # the sentence vectors of the whole batch in one pass: cheaper than one by one
-        vectors = rt.engine.get().sentence_vectors([c.body for c, _ in pending])
+    try:  # the sentence vectors (and nearest neighbours) of the whole batch in one pass
+        features = rt.engine.get().sentence_features([c.body for c, _ in pending])
     except Exception:  # noqa: BLE001 - each comment is then encoded (or held) on its own
         log.exception("batch encoding failed", extra={"size": len(pending)})
-        vectors = None
+        features = None
     verdicts: dict[str, Verdict] = {}
     for i, (c, slug) in enumerate(pending):
         try:
             verdicts[c.id] = classify(rt, c.body, c.author, slug, dups.get(c.id, 0),
                                       c.author_ref in trusted, c.author_ref in banned,
-                                      None if vectors is None else vectors[i])
+                                      None if features is None else features[i])
         except Exception as exc:  # noqa: BLE001 - poison input: hold it, don't loop
             log.exception("engine failed", extra={"comment_id": c.id, "request_id": c.request_id})
             verdicts[c.id] = error_verdict(exc)
@@ -251,11 +251,12 @@ def observe(pending: list[Any], verdicts: dict[str, Verdict], decided: set[str])
 
 def classify(
     rt: Runtime, body: str, author: str | None, slug: str, duplicates: int = 0,
-    trusted: bool = False, banned: bool = False, vector: Any = None,
+    trusted: bool = False, banned: bool = False, features: Any = None,
 ) -> Verdict:
-    """Run the engine with what the worker knows (duplicates, trust, a ban, the sentence vector)."""
+    """Run the engine with what the worker knows (duplicates, trust, a ban, what the encoder gave
+    the comment in its batch)."""
     from .engine.filters.base import Context
 
     engine = rt.engine.get()
     ctx = Context(author=author, article=slug, recent_duplicates=duplicates, trusted_author=trusted)
-    return engine.classify(body, author=author, context=ctx, banned=banned, vector=vector)
+    return engine.classify(body, author=author, context=ctx, banned=banned, features=features)

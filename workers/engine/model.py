@@ -78,6 +78,15 @@ _WORD = re.compile(r"[^\W_]+|[!?]+|[\U0001F300-\U0001FAFF\u2600-\u27BF]")
 
 
 @dataclass(frozen=True, slots=True)
+class SentenceFeatures:
+    """What the sentence encoder gives one comment of a batch: its vector and the label shares
+    of its nearest training comments (found for the whole batch in one product)."""
+
+    vector: np.ndarray
+    near: np.ndarray | None
+
+
+@dataclass(frozen=True, slots=True)
 class Example:
     """One labelled comment: label is "ok" or a category."""
 
@@ -189,6 +198,10 @@ class Model:
             if e.text:
                 shown.setdefault(e.label, []).append(i)
         self._shown = {k: np.asarray(v, dtype=np.int64) for k, v in shown.items()}
+        # their vectors, contiguous per label: gathering them for every flagged comment cost more
+        # than the rest of its explanation
+        self._shown_vectors = ({k: np.ascontiguousarray(exemplar_vectors[v]) for k, v in self._shown.items()}
+                               if exemplar_vectors is not None else {})
         self.encoder = encoder if encoder is not None else (default_encoder() if dense_coef is not None else None)
         # word -> (vocabulary columns of its features, {next word: column of the pair}): words
         # repeat, so n-gram and pair strings need not be rebuilt
@@ -275,17 +288,35 @@ class Model:
 
     def neighbour_probs(self, vector: np.ndarray, k: int = NEIGHBOURS) -> np.ndarray | None:
         """Label shares among the k nearest training comments, weighted by similarity."""
+        near = self.neighbour_probs_many(vector[None, :], k)
+        return None if near is None else near[0]
+
+    def neighbour_probs_many(self, vectors: np.ndarray, k: int = NEIGHBOURS) -> np.ndarray | None:
+        """`neighbour_probs` for many vectors: one matrix product streams the training vectors
+        once for the whole batch instead of once per comment."""
         if self.exemplar_vectors is None or len(self.exemplars) < k:
             return None
-        sims = self.exemplar_vectors @ vector
-        top = np.argpartition(-sims, k)[:k]
-        w = np.exp(NEIGHBOUR_SHARPNESS * sims[top])
-        p = np.bincount(self._exemplar_labels[top], weights=w, minlength=len(self.classes))[: len(self.classes)]
-        return p / p.sum()
+        sims = vectors @ self.exemplar_vectors.T
+        top = np.argpartition(-sims, k, axis=1)[:, :k]
+        w = np.exp(NEIGHBOUR_SHARPNESS * np.take_along_axis(sims, top, axis=1))
+        n = len(self.classes)
+        out = np.empty((len(vectors), n))
+        for i in range(len(vectors)):
+            p = np.bincount(self._exemplar_labels[top[i]], weights=w[i], minlength=n)[:n]
+            out[i] = p / p.sum()
+        return out
+
+    def features(self, vectors: np.ndarray | None) -> list[SentenceFeatures] | None:
+        """Per comment of a batch, its vector and its neighbours' label shares."""
+        if vectors is None:
+            return None
+        near = self.neighbour_probs_many(vectors)
+        return [SentenceFeatures(v, None if near is None else near[i]) for i, v in enumerate(vectors)]
 
     def predict(self, text: Text | str, author: str | None = None,
-                vector: np.ndarray | None = None) -> dict[str, float]:
-        """Probability per label ("ok" and categories) for one comment."""
+                vector: np.ndarray | None = None, near: np.ndarray | None = None) -> dict[str, float]:
+        """Probability per label ("ok" and categories) for one comment (`near`: its neighbours'
+        label shares, when already found for its batch)."""
         p = self.ngram_probs(text, author)
         if self.dense_coef_t is not None:
             if vector is None:
@@ -293,7 +324,8 @@ class Model:
                 vector = None if vecs is None else vecs[0]
             if vector is not None:
                 heads = [p, self.sentence_probs(vector)]
-                near = self.neighbour_probs(vector)
+                if near is None:
+                    near = self.neighbour_probs(vector)
                 if near is not None:
                     heads.append(near)
                 p = np.mean(heads, axis=0)
@@ -322,7 +354,7 @@ class Model:
         idx = self._shown.get(category)
         if vector is None or self.exemplar_vectors is None or idx is None:
             return []
-        sims = self.exemplar_vectors[idx] @ vector
+        sims = self._shown_vectors[category] @ vector
         return [self.exemplars[idx[i]] for i in np.argsort(-sims)[:n]]
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from workers.engine.filters.base import Context, Filter, Finding, Text, merge_spans
-from workers.engine.model import Model, default_model
+from workers.engine.model import Model, SentenceFeatures, default_model
 from workers.engine.normalise import normalise
 from workers.engine.policy import Decision, PolicySettings, decide
 
@@ -109,20 +109,24 @@ class Engine:
         self.filters = list(filters) if filters is not None else default_filters(self.model)
 
     def classify(self, body: str, author: str | None = None, context: Context | None = None,
-                 banned: bool = False, vector: Any = None) -> Verdict:
-        """Moderate one comment (`banned`: its author is banned on this site; `vector`: its
-        sentence vector when already computed for a batch)."""
+                 banned: bool = False, vector: Any = None,
+                 features: SentenceFeatures | None = None) -> Verdict:
+        """Moderate one comment (`banned`: its author is banned on this site; `vector`, or
+        `features` with its neighbours too: what the encoder gave it in a batch)."""
         ctx = context or Context(author=author)
         if author is not None and ctx.author is None:
             ctx = replace(ctx, author=author)
         text = normalise(body)
         model = self.model
         probs: dict[str, float] = {}
+        near = None
+        if features is not None:
+            vector, near = features.vector, features.near
         if model is not None:
             if vector is None and model.has_sentence_head:
                 vecs = model.vectors([text])
                 vector = None if vecs is None else vecs[0]
-            probs = model.predict(text, ctx.author, vector)
+            probs = model.predict(text, ctx.author, vector, near)
         extra = {**ctx.extra, "model_probs": probs}
         if type(ctx) is Context:  # built directly: dataclasses.replace costs more than the rest here
             ctx = Context(author=ctx.author, article=ctx.article, recent_duplicates=ctx.recent_duplicates,
@@ -161,6 +165,13 @@ class Engine:
             return None
         return self.model.vectors([normalise(b) for b in bodies])
 
+    def sentence_features(self, bodies: Sequence[str]) -> list[SentenceFeatures] | None:
+        """`sentence_vectors`, with each comment's nearest training comments found for the
+        whole batch at once."""
+        if self.model is None:
+            return None
+        return self.model.features(self.sentence_vectors(bodies))
+
     def classify_batch(self, items: Iterable[dict[str, Any]]) -> list[Verdict]:
         """Moderate many comments ({body, author?}); the same author repeating a text counts as
         a recent duplicate (two people saying "thank you" do not)."""
@@ -168,12 +179,12 @@ class Engine:
         texts = [normalise(it["body"]) for it in items]
         keys = [(it.get("author"), " ".join(t.normalised.split())) for it, t in zip(items, texts)]
         counts = Counter(keys)
-        vectors = self.model.vectors(texts) if self.model is not None else None
+        feats = self.model.features(self.model.vectors(texts)) if self.model is not None else None
         out = []
         for i, (it, key) in enumerate(zip(items, keys)):
             ctx = Context(author=it.get("author"), recent_duplicates=counts[key] - 1)
             out.append(self.classify(it["body"], it.get("author"), ctx,
-                                     vector=None if vectors is None else vectors[i]))
+                                     features=None if feats is None else feats[i]))
         return out
 
 
