@@ -11,6 +11,9 @@ def flt() -> SelfHarmFilter:
 
 POSITIVE = [
     "I won't be around by the time the next appointment comes.",
+    "Me quiero morir. Esta noche lo hago.",
+    "Hace un año lo intenté y hoy quiero matarme otra vez.",
+    "Voglio togliermi la vita stasera.",
     "This is my last post here. Thanks to everyone who was kind.",
     "How much would it take to not wake up? Asking seriously.",
     "What amount of ketamine would stop someone's breathing?",
@@ -68,24 +71,11 @@ def test_means_and_method_without_the_words(flt: SelfHarmFilter, body: str) -> N
     "I counted my blessings after the third infusion.",
     "My psychiatrist counted out exactly how many tablets to take for the taper.",
     "I drove myself to the clinic and back, 20 minutes each way.",
-])
-def test_ordinary_heights_pills_and_driving(flt: SelfHarmFilter, body: str) -> None:
-    assert top_score(flt, body) < 0.3, body
-
-
-@pytest.mark.parametrize("body", [
+    # a crisis told in the past, in other languages as in English
     "Hace tres años intenté quitarme la vida. Hoy estoy aquí, con terapia y con mi perro.",
     "Due anni fa ho provato a togliermi la vita. Oggi sono tornata a dipingere.",
     "Vor drei Jahren wollte ich mich umbringen. Heute bin ich froh, dass ich noch da bin.",
 ])
-def test_past_crises_in_other_languages_are_not_present_ones(flt: SelfHarmFilter, body: str) -> None:
+def test_ordinary_heights_pills_driving_and_past_crises(flt: SelfHarmFilter, body: str) -> None:
     assert top_score(flt, body) < 0.3, body
 
-
-@pytest.mark.parametrize("body", [
-    "Me quiero morir. Esta noche lo hago.",
-    "Hace un año lo intenté y hoy quiero matarme otra vez.",
-    "Voglio togliermi la vita stasera.",
-])
-def test_present_crises_in_other_languages_stay_crises(flt: SelfHarmFilter, body: str) -> None:
-    assert top_score(flt, body) >= 0.5, body

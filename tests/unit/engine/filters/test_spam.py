@@ -108,44 +108,46 @@ def test_model_probability_is_a_finding():
     assert SpamFilter(model=Fixed()).check(normalise("hello"), Context(trusted_author=True)) == []
 
 
+def rules_action(body):
+    _, findings = rules_score(body)
+    return decide(findings, PolicySettings(), body).action, findings
+
+
 @pytest.mark.parametrize("body", [
+    # phishing beside a link
     "BANK: your card has been suspended after unusual activity. Restore access: secure-card-help.example",
     "Your parcel could not be delivered. A customs fee of 1.99 GBP is due: parcel-redeliver.example",
     "You have an outstanding toll balance of $6.99. Pay now at toll-pay-portal.example",
     "Please verify your wallet within 24 hrs: wallet-verify.example",
+    # several offers, or an SMS opt-out, beside a link
+    "Get your FREE health check kit today, just pay shipping!! Limited stock, order now https://bit.ly/freekit-now",
+    "Mother's Day is Sunday! Order by Friday for free delivery: petals.example. Reply STOP to opt out",
+    # earnings promised per day
+    "I earn $450 a day from home with this system, ask me how: cash-system.example",
 ])
-def test_phishing_beside_a_link_is_blatant(body):
-    _, findings = rules_score(body)
-    assert decide(findings, PolicySettings(), body).action == "block", findings
+def test_blatant_offers_beside_a_link_are_blocked_on_the_rules(body):
+    action, findings = rules_action(body)
+    assert action == "block", findings
 
 
 @pytest.mark.parametrize("body", [
+    # everyday talk of payments and parcels
     "Can you update me on the payment details for the trip? The sheet: docs-share.example/abc",
     "Your parcel could not be delivered, they said. Typical. I'll pick it up tomorrow.",
-])
-def test_everyday_talk_of_payments_and_parcels_is_not_phishing(body):
-    _, findings = rules_score(body)
-    assert decide(findings, PolicySettings(), body).action != "block", findings
-
-
-@pytest.mark.parametrize("body", [
+    # one shopping word beside a link
     "Here's the link for the concert tickets, they go on sale at 10 tomorrow https://tickets.example/ set an alarm",
     "Free flu shot clinic Saturday 10am-2pm at the school gym. No insurance needed. Info: https://bit.ly/flu-clinic",
     "the lamp's from this little shop!! https://crafts.example/shop/NorthLight they do custom colours too",
     "Drugmaker cuts the list price of its insulin for uninsured patients https://bloom.bg/3Vb2Kqs",
+    # prices, news and invitations
+    "Insulin now capped at $35 a month for Medicare patients. https://apne.ws/3Kp9Lm2",
+    "Anyone at the uni: the free counselling service has same-week slots right now",
+    "Our walking group meets Thursdays by the bandstand, join us, details: https://groups.example/walk",
+    "Pharmacist jailed after selling diverted ketamine through a Telegram channel. https://news.example/a",
 ])
-def test_one_shopping_word_beside_a_link_is_not_blatant(body):
-    _, findings = rules_score(body)
-    assert decide(findings, PolicySettings(), body).action != "block", findings
-
-
-@pytest.mark.parametrize("body", [
-    "Get your FREE health check kit today, just pay shipping!! Limited stock, order now https://bit.ly/freekit-now",
-    "Mother's Day is Sunday! Order by Friday for free delivery: petals.example. Reply STOP to opt out",
-])
-def test_several_offers_or_an_opt_out_beside_a_link_are_blatant(body):
-    _, findings = rules_score(body)
-    assert decide(findings, PolicySettings(), body).action == "block", findings
+def test_ordinary_text_beside_a_link_is_never_blocked_on_the_rules(body):
+    action, findings = rules_action(body)
+    assert action != "block", findings
 
 
 @pytest.mark.parametrize("body", [
@@ -161,20 +163,3 @@ def test_a_crisis_line_shared_with_someone_is_not_a_contact_for_sale(body):
 def test_a_number_offered_for_sale_is_still_a_contact():
     _, findings = rules_score("Best prices, call 0800 555 0199 now, free delivery")
     assert [f for f in findings if f.rule == "spam.phone"], findings
-
-
-@pytest.mark.parametrize("body", [
-    "Insulin now capped at $35 a month for Medicare patients. https://apne.ws/3Kp9Lm2",
-    "Anyone at the uni: the free counselling service has same-week slots right now",
-    "Our walking group meets Thursdays by the bandstand, join us, details: https://groups.example/walk",
-    "Pharmacist jailed after selling diverted ketamine through a Telegram channel. https://news.example/a",
-])
-def test_prices_news_and_invitations_are_not_blatant(body):
-    _, findings = rules_score(body)
-    assert decide(findings, PolicySettings(), body).action != "block", findings
-
-
-def test_earnings_promised_per_day_are_still_blatant():
-    body = "I earn $450 a day from home with this system, ask me how: cash-system.example"
-    _, findings = rules_score(body)
-    assert decide(findings, PolicySettings(), body).action == "block", findings
