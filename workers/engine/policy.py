@@ -4,7 +4,8 @@ decision, and the decision names the policy version that made it.
 Rules, in order:
 - self_harm: always hold with urgent priority; never published, never blocked.
 - spam: block only when blatant (rules alone are very sure, or rules and the model agree) and
-  the learned model, where it judged the comment, sees spam too; otherwise hold. Being unsure
+  the learned model, where it judged the comment, sees spam too (a site's own blocked terms
+  and domains block regardless); otherwise hold. Being unsure
   means hold, never block. A link on its own never blocks, and holds only when the model or
   another rule also doubts the comment.
 - unsafe_medical, harassment: hold.
@@ -31,6 +32,7 @@ from workers.engine.filters.profanity import replace_spans
 POLICY_VERSION = "policy@3"
 # The mere presence of a link: weak evidence that never blocks and holds only with other doubt.
 BARE_LINK_RULES = frozenset({"spam.link", "spam.link.shortener", "spam.link.many", "spam.link.platform"})
+SITE_BLOCK_RULES = frozenset({"lists.blocked_term", "lists.blocked_domain"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +194,9 @@ def _decide(findings: Sequence[Finding], thresholds: PolicySettings, original: s
     spam = sc["spam"]
     agree = (spam["rules"] >= s.spam_block_rules_agree and spam["model"] * s.model_weight >= s.spam_block
              and spam["n_rules"] >= 2)
-    model_sees_spam = not spam["judged"] or spam["model"] >= s.spam_block_model_min
+    # a site's own blocked terms and domains are a moderator's instruction, not a guess
+    site_blocked = any(f.rule in SITE_BLOCK_RULES for f in findings)
+    model_sees_spam = site_blocked or not spam["judged"] or spam["model"] >= s.spam_block_model_min
     if ("spam" in triggered and spam["combined"] >= s.spam_block and model_sees_spam
             and (spam["top_rule"] >= s.spam_block_rule_min or agree)):
         return Decision("block", "normal", cats, None, POLICY_VERSION, scores, masked)

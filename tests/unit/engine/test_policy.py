@@ -135,3 +135,9 @@ def test_a_news_link_the_model_barely_doubts_is_published():
     # scores far higher
     link = [f("spam", 0.92, "spam.link.shortener"), f("spam", 0.7, "spam.link")]
     assert decide([*link, f("spam", 0.3, "spam.model@2.1")], S, "x").action == "publish"
+
+
+@pytest.mark.parametrize("rule", ["lists.blocked_term", "lists.blocked_domain"])
+def test_a_sites_own_blocked_term_blocks_whatever_the_model_thinks(rule):
+    found = [f("spam", 1.0, rule), f("spam", 0.01, "spam.model@2.1")]
+    assert decide(found, S, "x").action == "block"
