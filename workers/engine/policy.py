@@ -5,9 +5,8 @@ Rules, in order:
 - self_harm: always hold with urgent priority; never published, never blocked.
 - spam: block only when blatant (rules alone are very sure, or rules and the model agree) and
   the learned model, where it judged the comment, sees spam too (a site's own blocked terms
-  and domains block regardless); otherwise hold. Being unsure
-  means hold, never block. A link on its own never blocks, and holds only when the model or
-  another rule also doubts the comment.
+  and domains block regardless); otherwise hold. Being unsure means hold, never block. A link
+  on its own never blocks, and holds only when the model or another rule also doubts it.
 - unsafe_medical, harassment: hold.
 - the learned model holds on its own (self_harm urgent) where its finding is present: the
   pipeline adds one only above the model's calibrated threshold.
@@ -112,7 +111,6 @@ def category_scores(findings: Sequence[Finding], settings: PolicySettings) -> di
     # so the noisy-OR multiplies in the same order (and gives the same float) as ever.
     per_rule: dict[str, dict[str, float]] = {cat: {} for cat in CATEGORIES}
     models = dict.fromkeys(CATEGORIES, 0.0)
-    judged = dict.fromkeys(CATEGORIES, 0.0)  # 1.0 where the model gave a finding
     bare_link = 0.0
     for f in findings:
         rules_of = per_rule.get(f.category)
@@ -120,7 +118,6 @@ def category_scores(findings: Sequence[Finding], settings: PolicySettings) -> di
             continue
         if is_model_finding(f):
             models[f.category] = max(models[f.category], f.score)
-            judged[f.category] = 1.0
         elif f.rule in BARE_LINK_RULES:
             bare_link = max(bare_link, f.score)
         else:
@@ -139,8 +136,7 @@ def category_scores(findings: Sequence[Finding], settings: PolicySettings) -> di
         else:
             combined = rules
         out[cat] = {"rules": rules, "top_rule": top, "model": model, "combined": combined,
-                    "n_rules": float(len(found)), "bare_link": bare_link if cat == "spam" else 0.0,
-                    "judged": judged[cat]}
+                    "n_rules": float(len(found)), "bare_link": bare_link if cat == "spam" else 0.0}
     return out
 
 
@@ -194,9 +190,13 @@ def _decide(findings: Sequence[Finding], thresholds: PolicySettings, original: s
     spam = sc["spam"]
     agree = (spam["rules"] >= s.spam_block_rules_agree and spam["model"] * s.model_weight >= s.spam_block
              and spam["n_rules"] >= 2)
-    # a site's own blocked terms and domains are a moderator's instruction, not a guess
-    site_blocked = any(f.rule in SITE_BLOCK_RULES for f in findings)
-    model_sees_spam = site_blocked or not spam["judged"] or spam["model"] >= s.spam_block_model_min
+    # a site's own blocked terms and domains are a moderator's instruction, not a guess; the
+    # model's doubt counts only where it judged the comment
+    site_blocked = judged = False
+    for f in findings:
+        site_blocked = site_blocked or f.rule in SITE_BLOCK_RULES
+        judged = judged or (f.category == "spam" and is_model_finding(f))
+    model_sees_spam = site_blocked or not judged or spam["model"] >= s.spam_block_model_min
     if ("spam" in triggered and spam["combined"] >= s.spam_block and model_sees_spam
             and (spam["top_rule"] >= s.spam_block_rule_min or agree)):
         return Decision("block", "normal", cats, None, POLICY_VERSION, scores, masked)
