@@ -230,6 +230,8 @@ def test_a_held_comment_reaches_the_receiver_signed_with_its_stable_id(
         assert "Sam" not in json.dumps(r["body"])  # events never carry the author or the body
     assert events["comment.urgent"]["body"]["data"]["priority"] == "urgent"
     assert receiver.rejected == []
+    # the delivery is recorded once the receiver has answered, a moment after it saw the event
+    wait_for(lambda: {d["status"] for d in hooks.deliveries(view["id"])} == {"delivered"}, timeout=20)
     log = hooks.deliveries(view["id"])
     assert {d["status"] for d in log} == {"delivered"} and len(log) == 3
 
